@@ -1,0 +1,289 @@
+// Package agent runs a rating terminal: it takes presses from an input
+// driver, binds each to the counter's ticket, makes it durable in the outbox
+// and hands it to the uplink, and it keeps the binding current from the
+// ticket messages the uplink brings back.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hallrate/hallrate/binding"
+	"github.com/hallrate/hallrate/buffer"
+	"github.com/hallrate/hallrate/device"
+	"github.com/hallrate/hallrate/record"
+	"github.com/hallrate/hallrate/sysclock"
+	"github.com/hallrate/hallrate/uplink"
+)
+
+// Button is what the agent knows of a button: its label and national code.
+type Button struct {
+	Label        string
+	Satisfaction int
+}
+
+// Config configures an [Agent].
+type Config struct {
+	Device, Hall, Counter string
+	Version               string
+	Buttons               []Button
+	RatingWindow          time.Duration
+	// MaxRecords is the outbox alarm threshold: past it the agent still
+	// records every press, and says the outbox is full.
+	MaxRecords int64
+	// Uplink is completed by the agent (status, will, link callback).
+	Uplink uplink.Config
+}
+
+// Parts are the pieces the agent drives.
+type Parts struct {
+	Outbox   buffer.Outbox
+	Source   device.Source
+	Feedback device.Feedback
+	Clock    sysclock.Clock
+	Logger   *slog.Logger
+}
+
+// Counters are the agent's event counts, for metrics and tests.
+type Counters struct {
+	Presses         map[record.Disposition]int64
+	WriteFailures   int64
+	TicketsApplied  int64
+	TicketsRejected int64
+}
+
+// Agent is one rating terminal.
+type Agent struct {
+	cfg      Config
+	outbox   buffer.Outbox
+	source   device.Source
+	feedback device.Feedback
+	clock    sysclock.Clock
+	log      *slog.Logger
+	binding  *binding.Binding
+	uplink   *uplink.Uplink
+
+	full       atomic.Bool
+	lastFullAt time.Time
+	window     bool
+
+	mu       sync.Mutex
+	counters Counters
+	ticket   *record.TicketRef
+}
+
+// New restores the binding from the outbox and builds the uplink.
+func New(cfg Config, p Parts) (*Agent, error) {
+	if p.Logger == nil {
+		p.Logger = slog.New(slog.DiscardHandler)
+	}
+	if p.Feedback == nil {
+		p.Feedback = device.NoFeedback{}
+	}
+	snap, err := p.Outbox.State()
+	if err != nil {
+		return nil, err
+	}
+	b, err := binding.New(cfg.RatingWindow, p.Clock, snap)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg: cfg, outbox: p.Outbox, source: p.Source, feedback: p.Feedback,
+		clock: p.Clock, log: p.Logger, binding: b,
+		counters: Counters{Presses: map[record.Disposition]int64{}},
+		ticket:   b.Current(),
+	}
+	uc := cfg.Uplink
+	uc.Will = record.OfflineStatus(cfg.Device)
+	uc.Status = a.status
+	uc.OnConnected = p.Feedback.Online
+	if uc.Logger == nil {
+		uc.Logger = p.Logger
+	}
+	a.uplink = uplink.New(uc, p.Outbox)
+	a.full.Store(p.Outbox.Len() >= cfg.MaxRecords)
+	return a, nil
+}
+
+// Uplink returns the agent's uplink, for its counters.
+func (a *Agent) Uplink() *uplink.Uplink { return a.uplink }
+
+// Counters returns a copy of the event counts.
+func (a *Agent) Counters() Counters {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := a.counters
+	c.Presses = make(map[record.Disposition]int64, len(a.counters.Presses))
+	for k, v := range a.counters.Presses {
+		c.Presses[k] = v
+	}
+	return c
+}
+
+// Ticket returns the current ticket, or nil.
+func (a *Agent) Ticket() *record.TicketRef {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ticket
+}
+
+// OutboxFull reports whether the outbox is past its alarm threshold.
+func (a *Agent) OutboxFull() bool { return a.full.Load() }
+
+// Run drives the terminal until ctx is cancelled. It returns an error only
+// when the input driver fails; cancellation is a clean stop, after which
+// every record not yet acknowledged is still in the outbox.
+func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	presses := make(chan device.Press, 16)
+	srcErr := make(chan error, 1)
+	go func() { srcErr <- a.source.Run(ctx, presses) }()
+	upDone := make(chan struct{})
+	go func() {
+		defer close(upDone)
+		// Run returns only when ctx is done.
+		_ = a.uplink.Run(ctx)
+	}()
+	defer func() { <-upDone }()
+
+	a.feedback.Online(false)
+	a.updateWindow()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-srcErr:
+			if ctx.Err() != nil || err == nil {
+				return nil
+			}
+			return fmt.Errorf("input driver: %w", err)
+		case p := <-presses:
+			a.press(p)
+		case raw := <-a.uplink.Tickets():
+			a.applyTicket(raw)
+		case <-tick.C:
+			a.updateWindow()
+		}
+	}
+}
+
+func (a *Agent) press(p device.Press) {
+	if p.Button < 1 || p.Button > len(a.cfg.Buttons) {
+		a.log.Warn("press of an unconfigured button ignored", "button", p.Button)
+		return
+	}
+	btn := a.cfg.Buttons[p.Button-1]
+	out := a.binding.Press()
+	synced, bootID, uptime := a.clock.Synced(), a.clock.BootID(), a.clock.Uptime()
+	var id string
+	seq, err := a.outbox.Append(func(epoch string, seq uint64) ([]byte, error) {
+		id = record.PressID(a.cfg.Device, epoch, seq)
+		return json.Marshal(record.Press{
+			V: record.Version, ID: id,
+			Device: a.cfg.Device, Hall: a.cfg.Hall, Counter: a.cfg.Counter,
+			Epoch: epoch, Seq: seq,
+			Button: p.Button, Label: btn.Label, Satisfaction: btn.Satisfaction,
+			Disposition: out.Disposition, Ticket: out.Ticket,
+			PressedAt:   p.At.Format(record.TimeLayout),
+			ClockSynced: synced, BootID: bootID, UptimeMS: uptime.Milliseconds(),
+		})
+	}, out.State)
+	if err != nil {
+		a.feedback.Failed(p.Button)
+		a.mu.Lock()
+		a.counters.WriteFailures++
+		a.mu.Unlock()
+		a.log.Error("press NOT recorded", "button", p.Button, "label", btn.Label, "err", err)
+		return
+	}
+	a.binding.Commit(out)
+	a.feedback.Recorded(p.Button)
+	a.uplink.Notify()
+	a.mu.Lock()
+	a.counters.Presses[out.Disposition]++
+	a.mu.Unlock()
+	ticket := ""
+	if out.Ticket != nil {
+		ticket = out.Ticket.ID
+	}
+	a.log.Info("press", "seq", seq, "id", id, "button", p.Button, "label", btn.Label,
+		"disposition", out.Disposition, "ticket", ticket)
+	a.checkFull()
+	a.updateWindow()
+}
+
+// checkFull raises the outbox alarm. Nothing is dropped: the alarm is for
+// the hall, which must restore the link before the disk fills.
+func (a *Agent) checkFull() {
+	n := a.outbox.Len()
+	full := n >= a.cfg.MaxRecords
+	was := a.full.Swap(full)
+	now := a.clock.Now()
+	switch {
+	case full && (!was || now.Sub(a.lastFullAt) >= time.Minute):
+		a.lastFullAt = now
+		a.log.Warn("outbox past its alarm threshold; still recording every press",
+			"pending", n, "max_records", a.cfg.MaxRecords)
+	case !full && was:
+		a.log.Info("outbox back under its alarm threshold", "pending", n)
+	}
+	if full != was {
+		a.uplink.RefreshStatus()
+	}
+}
+
+func (a *Agent) applyTicket(raw []byte) {
+	t, err := record.DecodeTicket(raw)
+	if err != nil {
+		a.mu.Lock()
+		a.counters.TicketsRejected++
+		a.mu.Unlock()
+		a.log.Warn("ticket message rejected", "err", err, "bytes", len(raw))
+		return
+	}
+	if a.binding.ApplyTicket(t) {
+		if err := a.outbox.SaveState(a.binding.Snapshot()); err != nil {
+			// The in-memory binding stays right; a restart before the next
+			// successful save falls back to the previous ticket state.
+			a.log.Error("ticket state not persisted", "err", err)
+		}
+	}
+	a.mu.Lock()
+	a.counters.TicketsApplied++
+	a.ticket = a.binding.Current()
+	a.mu.Unlock()
+	a.log.Info("ticket", "ticket", t.Ticket, "state", t.State, "staff", t.Staff)
+	a.updateWindow()
+}
+
+func (a *Agent) updateWindow() {
+	open := a.binding.WindowOpen()
+	if open != a.window {
+		a.window = open
+		a.feedback.RatingWindow(open)
+	}
+}
+
+// status builds the retained status payload; it runs on the uplink's
+// goroutine, so it reads only what is safe to share.
+func (a *Agent) status(online bool) []byte {
+	pending := a.outbox.Len()
+	last := a.outbox.LastSeq()
+	full := a.full.Load()
+	b, _ := json.Marshal(record.Status{
+		V: record.Version, Online: online, Device: a.cfg.Device, Version: a.cfg.Version,
+		BootID: a.clock.BootID(), Epoch: a.outbox.Epoch(),
+		Pending: &pending, LastSeq: &last, OutboxFull: &full,
+		At: a.clock.Now().Format(record.TimeLayout),
+	})
+	return b
+}

@@ -1,0 +1,284 @@
+package buffer
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketRecords = []byte("records")
+	keyEpoch      = []byte("epoch")
+	keyNextSeq    = []byte("next_seq")
+	keyCreated    = []byte("created")
+	keyBinding    = []byte("binding")
+)
+
+// ErrLocked is returned by [Open] when another process holds the outbox.
+var ErrLocked = errors.New("outbox is locked by another process (is another agent running?)")
+
+// Options configures [Open].
+type Options struct {
+	// LockTimeout bounds the wait for the file lock; default 2s.
+	LockTimeout time.Duration
+	// Logger receives the report of a file moved aside; default discards.
+	Logger *slog.Logger
+	// Now stamps the name of a file moved aside; default time.Now.
+	Now func() time.Time
+}
+
+// Bolt is the bbolt-backed [Outbox].
+type Bolt struct {
+	db      *bolt.DB
+	epoch   string
+	lastSeq atomic.Uint64
+	count   atomic.Int64
+	moved   string
+}
+
+// Open opens the outbox at path, creating it with a new epoch if needed.
+//
+// A file that bbolt cannot open, or whose pages fail a consistency check
+// (a power cut during a write can do that), is renamed to
+// path.corrupt-TIMESTAMP, reported, and replaced by a new outbox with a new
+// epoch; [Bolt.MovedAside] tells the caller. A file locked by another
+// process is not touched: Open fails with [ErrLocked].
+func Open(path string, opts Options) (*Bolt, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = 2 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("open outbox %s: %w", path, err)
+	}
+	b, err := openBolt(path, opts.LockTimeout)
+	if err == nil || errors.Is(err, ErrLocked) || errors.Is(err, os.ErrPermission) {
+		return b, err
+	}
+	aside := fmt.Sprintf("%s.corrupt-%s", path, opts.Now().UTC().Format("20060102T150405Z"))
+	if rerr := os.Rename(path, aside); rerr != nil {
+		return nil, fmt.Errorf("open outbox %s: %w (and moving it aside failed: %v)", path, err, rerr)
+	}
+	opts.Logger.Error("outbox unreadable: moved aside, starting a new epoch",
+		"path", path, "moved_to", aside, "err", err)
+	b, err2 := openBolt(path, opts.LockTimeout)
+	if err2 != nil {
+		return nil, err2
+	}
+	b.moved = aside
+	return b, nil
+}
+
+func openBolt(path string, lockTimeout time.Duration) (b *Bolt, err error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open outbox %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open outbox %s: %w", path, err)
+	}
+	// bbolt panics on some kinds of page corruption; an outbox that does
+	// so must be treated as unreadable, not crash the agent.
+	defer func() {
+		if r := recover(); r != nil {
+			_ = db.Close() // the file is being given up; its close error adds nothing
+			b, err = nil, fmt.Errorf("open outbox %s: corrupt: %v", path, r)
+		}
+	}()
+	b = &Bolt{db: db}
+	if err := b.init(); err != nil {
+		_ = db.Close() // reporting the init error matters more
+		return nil, fmt.Errorf("open outbox %s: %w", path, err)
+	}
+	return b, nil
+}
+
+func (b *Bolt) init() error {
+	return b.db.Update(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return fmt.Errorf("corrupt: %w", err)
+		}
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		recs, err := tx.CreateBucketIfNotExists(bucketRecords)
+		if err != nil {
+			return err
+		}
+		if e := meta.Get(keyEpoch); e != nil {
+			b.epoch = string(e)
+			next := meta.Get(keyNextSeq)
+			if len(next) != 8 {
+				return errors.New("corrupt: next_seq missing")
+			}
+			b.lastSeq.Store(binary.BigEndian.Uint64(next) - 1)
+			b.count.Store(int64(recs.Stats().KeyN))
+			return nil
+		}
+		epoch, err := NewEpoch()
+		if err != nil {
+			return err
+		}
+		b.epoch = epoch
+		if err := meta.Put(keyEpoch, []byte(epoch)); err != nil {
+			return err
+		}
+		if err := meta.Put(keyCreated, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+			return err
+		}
+		return meta.Put(keyNextSeq, u64(1))
+	})
+}
+
+// MovedAside returns where an unreadable outbox file was moved by [Open],
+// or "" if the file opened cleanly.
+func (b *Bolt) MovedAside() string { return b.moved }
+
+// Path returns the file of the outbox.
+func (b *Bolt) Path() string { return b.db.Path() }
+
+// Append implements [Outbox]. bbolt fsyncs the data and the meta page
+// before Update returns.
+func (b *Bolt) Append(build BuildFunc, state []byte) (uint64, error) {
+	var seq uint64
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		seq = binary.BigEndian.Uint64(meta.Get(keyNextSeq))
+		data, err := build(b.epoch, seq)
+		if err != nil {
+			return fmt.Errorf("build record: %w", err)
+		}
+		if err := tx.Bucket(bucketRecords).Put(u64(seq), data); err != nil {
+			return err
+		}
+		if state != nil {
+			if err := meta.Put(keyBinding, state); err != nil {
+				return err
+			}
+		}
+		return meta.Put(keyNextSeq, u64(seq+1))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("append to outbox: %w", err)
+	}
+	b.lastSeq.Store(seq)
+	b.count.Add(1)
+	return seq, nil
+}
+
+// SaveState implements [Outbox].
+func (b *Bolt) SaveState(state []byte) error {
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyBinding, state)
+	})
+	if err != nil {
+		return fmt.Errorf("save binding state: %w", err)
+	}
+	return nil
+}
+
+// State implements [Outbox].
+func (b *Bolt) State() ([]byte, error) {
+	var out []byte
+	err := b.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyBinding); v != nil {
+			out = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read binding state: %w", err)
+	}
+	return out, nil
+}
+
+// Pending implements [Outbox].
+func (b *Bolt) Pending(after uint64, limit int) ([]Entry, error) {
+	var out []Entry
+	err := b.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+			out = append(out, Entry{Seq: binary.BigEndian.Uint64(k), Data: append([]byte(nil), v...)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read pending records: %w", err)
+	}
+	return out, nil
+}
+
+// Ack implements [Outbox]; the caller groups acknowledgements so that one
+// commit (two fsyncs) serves many records.
+func (b *Bolt) Ack(seqs ...uint64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	var removed int64
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		removed = 0
+		recs := tx.Bucket(bucketRecords)
+		for _, s := range seqs {
+			k := u64(s)
+			if recs.Get(k) == nil {
+				continue
+			}
+			if err := recs.Delete(k); err != nil {
+				return err
+			}
+			removed++
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ack records: %w", err)
+	}
+	b.count.Add(-removed)
+	return nil
+}
+
+// Epoch implements [Outbox].
+func (b *Bolt) Epoch() string { return b.epoch }
+
+// LastSeq implements [Outbox].
+func (b *Bolt) LastSeq() uint64 { return b.lastSeq.Load() }
+
+// Len implements [Outbox].
+func (b *Bolt) Len() int64 { return b.count.Load() }
+
+// Size returns the size of the outbox file in bytes (it never shrinks).
+func (b *Bolt) Size() int64 {
+	var n int64
+	// A failed View leaves n at 0, which a metric can show as "unknown".
+	_ = b.db.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
+	return n
+}
+
+// Close implements [Outbox].
+func (b *Bolt) Close() error {
+	if err := b.db.Close(); err != nil {
+		return fmt.Errorf("close outbox: %w", err)
+	}
+	return nil
+}
+
+func u64(v uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], v)
+	return k[:]
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/hallrate/hallrate/agent"
+	"github.com/hallrate/hallrate/buffer"
+	"github.com/hallrate/hallrate/config"
+	"github.com/hallrate/hallrate/device"
+	"github.com/hallrate/hallrate/sysclock"
+	"github.com/hallrate/hallrate/uplink"
+)
+
+const bootIDPath = "/proc/sys/kernel/random/boot_id"
+
+func cmdRun(ctx context.Context, args []string, io stdio) error {
+	fs := flags("run", "Run the agent: read presses, keep them in the outbox, send them to the broker.", io)
+	path := fs.String("config", config.DefaultPath, "configuration file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(io, cfg.Log.Level)
+	clock, err := sysclock.NewSystem(bootIDPath)
+	if err != nil {
+		return err
+	}
+	ob, err := buffer.Open(cfg.Buffer.Path, buffer.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := ob.Close(); err != nil {
+			log.Error("close outbox", "err", err)
+		}
+	}()
+	uc, err := uplinkConfig(cfg)
+	if err != nil {
+		return err
+	}
+	src, fb, cleanup, err := openDevice(cfg, io, log, clock)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	a, err := agent.New(agentConfig(cfg, uc), agent.Parts{
+		Outbox: ob, Source: src, Feedback: fb, Clock: clock, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("agent starting", "version", version, "device", cfg.Device.ID, "hall", cfg.Device.Hall,
+		"counter", cfg.Device.Counter, "driver", cfg.Device.Driver, "broker", cfg.MQTT.Broker,
+		"outbox", cfg.Buffer.Path, "epoch", ob.Epoch(), "pending", ob.Len(), "last_seq", ob.LastSeq())
+	err = a.Run(ctx)
+	log.Info("agent stopped", "pending", ob.Len(), "last_seq", ob.LastSeq())
+	return err
+}
+
+func newLogger(io stdio, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: l}))
+}
+
+func agentConfig(cfg config.Config, uc uplink.Config) agent.Config {
+	buttons := make([]agent.Button, len(cfg.Buttons))
+	for i, b := range cfg.Buttons {
+		buttons[i] = agent.Button{Label: b.Label, Satisfaction: b.Satisfaction}
+	}
+	return agent.Config{
+		Device: cfg.Device.ID, Hall: cfg.Device.Hall, Counter: cfg.Device.Counter,
+		Version: version, Buttons: buttons,
+		RatingWindow: cfg.Binding.RatingWindow.Duration,
+		MaxRecords:   cfg.Buffer.MaxRecords,
+		Uplink:       uc,
+	}
+}
+
+func uplinkConfig(cfg config.Config) (uplink.Config, error) {
+	m := cfg.MQTT
+	uc := uplink.Config{
+		Broker:         m.Broker,
+		ClientID:       "hallrate-agent-" + cfg.Device.ID,
+		Username:       m.Username,
+		KeepAlive:      m.KeepAlive.Duration,
+		Inflight:       m.Inflight,
+		StatusInterval: m.StatusInterval.Duration,
+		Topics:         uplink.CounterTopics(m.TopicPrefix, cfg.Device.Hall, cfg.Device.Counter),
+	}
+	if m.PasswordFile != "" {
+		b, err := os.ReadFile(m.PasswordFile)
+		if err != nil {
+			return uc, fmt.Errorf("config: mqtt.password_file: %w", err)
+		}
+		uc.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	scheme, _, _ := strings.Cut(m.Broker, "://")
+	switch scheme {
+	case "ssl", "tls", "mqtts", "wss":
+		tc, err := uplink.TLSConfig(uplink.TLSFiles{CAFile: m.CAFile, CertFile: m.CertFile, KeyFile: m.KeyFile})
+		if err != nil {
+			return uc, fmt.Errorf("config: mqtt.ca_file: %w", err)
+		}
+		uc.TLS = tc
+	default:
+		if m.CAFile != "" || m.CertFile != "" {
+			return uc, fmt.Errorf("config: mqtt.broker: %q is plaintext but TLS files are configured; use ssl:// or mqtts://", m.Broker)
+		}
+	}
+	return uc, nil
+}
+
+// openDevice builds the input driver and feedback of the configured driver.
+func openDevice(cfg config.Config, io stdio, log *slog.Logger, clock sysclock.Clock) (device.Source, device.Feedback, func(), error) {
+	switch cfg.Device.Driver {
+	case "sim":
+		return &device.Sim{In: io.in, Buttons: len(cfg.Buttons), Logger: log, Now: clock.Now},
+			device.NewLogFeedback(log), func() {}, nil
+	default:
+		return openGPIO(cfg, log)
+	}
+}

@@ -1,0 +1,311 @@
+// Package config loads and checks the agent's TOML configuration. Every
+// error names the key at fault in one line, for example
+// "config: mqtt.brokr: unknown key".
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/hallrate/hallrate/record"
+)
+
+// DefaultPath is where the agent looks for its configuration.
+const DefaultPath = "/etc/hallrate/agent.toml"
+
+// Config is the agent configuration.
+type Config struct {
+	Device  Device   `toml:"device"`
+	MQTT    MQTT     `toml:"mqtt"`
+	Buffer  Buffer   `toml:"buffer"`
+	Binding Binding  `toml:"binding"`
+	Buttons []Button `toml:"buttons"`
+	GPIO    GPIO     `toml:"gpio"`
+	HTTP    HTTP     `toml:"http"`
+	Log     Log      `toml:"log"`
+}
+
+// Device identifies the terminal and selects its input driver.
+type Device struct {
+	ID      string `toml:"id"`
+	Hall    string `toml:"hall"`
+	Counter string `toml:"counter"`
+	Driver  string `toml:"driver"` // "gpio" or "sim"
+}
+
+// MQTT is the uplink to the hall broker.
+type MQTT struct {
+	Broker       string   `toml:"broker"`
+	TopicPrefix  string   `toml:"topic_prefix"`
+	Username     string   `toml:"username"`
+	PasswordFile string   `toml:"password_file"`
+	CAFile       string   `toml:"ca_file"`
+	CertFile     string   `toml:"cert_file"`
+	KeyFile      string   `toml:"key_file"`
+	KeepAlive    Duration `toml:"keepalive"`
+	// Inflight bounds the records published and not yet acknowledged.
+	Inflight int `toml:"inflight"`
+	// StatusInterval is how often the retained status is refreshed.
+	StatusInterval Duration `toml:"status_interval"`
+}
+
+// Buffer is the durable outbox.
+type Buffer struct {
+	Path       string `toml:"path"`
+	MaxRecords int64  `toml:"max_records"`
+}
+
+// Binding holds the rating rules.
+type Binding struct {
+	RatingWindow Duration `toml:"rating_window"`
+}
+
+// Button is one rating button, in the order presses number them (1..N).
+type Button struct {
+	Label        string `toml:"label"`
+	Satisfaction int    `toml:"satisfaction"`
+	Pin          string `toml:"pin"`
+	LED          string `toml:"led"`
+}
+
+// GPIO configures the periph driver and the feedback outputs.
+type GPIO struct {
+	Pull       string   `toml:"pull"`       // "up", "down" or "none"
+	ActiveLow  *bool    `toml:"active_low"` // default true: button to ground
+	Debounce   Duration `toml:"debounce"`
+	StuckAfter Duration `toml:"stuck_after"`
+	LEDOn      Duration `toml:"led_on"`
+	WindowLED  string   `toml:"window_led"`
+	StatusLED  string   `toml:"status_led"`
+	Buzzer     string   `toml:"buzzer"`
+}
+
+// HTTP is the local status endpoint; an empty Listen disables it.
+type HTTP struct {
+	Listen string `toml:"listen"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level string `toml:"level"` // debug, info, warn, error
+}
+
+// Duration is a time.Duration written as a string such as "30s".
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration: %q", string(b))
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// DefaultButtons is the national four-button set with its default pins.
+func DefaultButtons() []Button {
+	return []Button{
+		{Label: "very_satisfied", Satisfaction: 5, Pin: "GPIO5"},
+		{Label: "satisfied", Satisfaction: 4, Pin: "GPIO6"},
+		{Label: "basic", Satisfaction: 3, Pin: "GPIO13"},
+		{Label: "dissatisfied", Satisfaction: 2, Pin: "GPIO19"},
+	}
+}
+
+// Default returns a configuration with every default filled in and the
+// identity left empty.
+func Default() Config {
+	t := true
+	return Config{
+		Device: Device{Driver: "gpio"},
+		MQTT: MQTT{
+			Broker:         "tcp://127.0.0.1:1883",
+			TopicPrefix:    "hallrate/v1",
+			KeepAlive:      Duration{30 * time.Second},
+			Inflight:       32,
+			StatusInterval: Duration{time.Minute},
+		},
+		Buffer:  Buffer{Path: "/var/lib/hallrate/outbox.db", MaxRecords: 100000},
+		Binding: Binding{RatingWindow: Duration{30 * time.Second}},
+		GPIO: GPIO{
+			Pull: "up", ActiveLow: &t,
+			Debounce:   Duration{30 * time.Millisecond},
+			StuckAfter: Duration{5 * time.Second},
+			LEDOn:      Duration{1500 * time.Millisecond},
+		},
+		Log: Log{Level: "info"},
+	}
+}
+
+// Load reads and checks the file at path.
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return Parse(b)
+}
+
+// Parse decodes TOML strictly over the defaults and checks the result.
+func Parse(data []byte) (Config, error) {
+	c := Default()
+	c.Buttons = nil
+	md, err := toml.Decode(string(data), &c)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %s", oneLine(err))
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return Config{}, fmt.Errorf("config: %s: unknown key", und[0])
+	}
+	if len(c.Buttons) == 0 {
+		c.Buttons = DefaultButtons()
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func oneLine(err error) string {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		if pe.LastKey != "" {
+			return fmt.Sprintf("%s: %s (line %d)", pe.LastKey, msg, pe.Position.Line)
+		}
+		return fmt.Sprintf("line %d: %s", pe.Position.Line, msg)
+	}
+	return strings.ReplaceAll(err.Error(), "\n", " ")
+}
+
+// Validate checks values that decoding alone cannot.
+func (c *Config) Validate() error {
+	for _, f := range []struct{ key, val string }{
+		{"device.id", c.Device.ID}, {"device.hall", c.Device.Hall}, {"device.counter", c.Device.Counter},
+	} {
+		if f.val == "" {
+			return fmt.Errorf("config: %s: missing", f.key)
+		}
+		if !record.ValidID(f.val) {
+			return fmt.Errorf("config: %s: %q is not of [A-Za-z0-9._-]{1,64}", f.key, f.val)
+		}
+	}
+	switch c.Device.Driver {
+	case "gpio", "sim":
+	default:
+		return fmt.Errorf("config: device.driver: %q is neither \"gpio\" nor \"sim\"", c.Device.Driver)
+	}
+	if err := c.validateMQTT(); err != nil {
+		return err
+	}
+	if c.Buffer.Path == "" {
+		return errors.New("config: buffer.path: missing")
+	}
+	if c.Buffer.MaxRecords < 1 {
+		return fmt.Errorf("config: buffer.max_records: %d is not positive", c.Buffer.MaxRecords)
+	}
+	if c.Binding.RatingWindow.Duration <= 0 {
+		return fmt.Errorf("config: binding.rating_window: %s is not positive", c.Binding.RatingWindow)
+	}
+	if err := c.validateButtons(); err != nil {
+		return err
+	}
+	return c.validateGPIO()
+}
+
+func (c *Config) validateMQTT() error {
+	u, err := url.Parse(c.MQTT.Broker)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("config: mqtt.broker: %q is not a broker URL such as tcp://host:1883", c.MQTT.Broker)
+	}
+	switch u.Scheme {
+	case "tcp", "ssl", "mqtts", "tls", "ws", "wss":
+	default:
+		return fmt.Errorf("config: mqtt.broker: scheme %q is not one of tcp, ssl, mqtts, ws, wss", u.Scheme)
+	}
+	p := c.MQTT.TopicPrefix
+	if p == "" || strings.ContainsAny(p, "+#") || strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") {
+		return fmt.Errorf("config: mqtt.topic_prefix: %q must be non-empty, without wildcards or outer slashes", p)
+	}
+	if (c.MQTT.CertFile == "") != (c.MQTT.KeyFile == "") {
+		return errors.New("config: mqtt.cert_file: cert_file and key_file go together")
+	}
+	if c.MQTT.Inflight < 1 || c.MQTT.Inflight > 1000 {
+		return fmt.Errorf("config: mqtt.inflight: %d is not within 1..1000", c.MQTT.Inflight)
+	}
+	if c.MQTT.KeepAlive.Duration < time.Second {
+		return fmt.Errorf("config: mqtt.keepalive: %s is shorter than 1s", c.MQTT.KeepAlive)
+	}
+	if c.MQTT.StatusInterval.Duration < time.Second {
+		return fmt.Errorf("config: mqtt.status_interval: %s is shorter than 1s", c.MQTT.StatusInterval)
+	}
+	return nil
+}
+
+func (c *Config) validateButtons() error {
+	if n := len(c.Buttons); n < 3 || n > 6 {
+		return fmt.Errorf("config: buttons: %d buttons configured, want 3 to 6", n)
+	}
+	labels := map[string]bool{}
+	pins := map[string]string{}
+	for i, b := range c.Buttons {
+		key := fmt.Sprintf("buttons[%d]", i)
+		if !record.ValidID(b.Label) {
+			return fmt.Errorf("config: %s.label: %q is not of [A-Za-z0-9._-]{1,64}", key, b.Label)
+		}
+		key = "buttons." + b.Label
+		if labels[b.Label] {
+			return fmt.Errorf("config: %s: label used twice", key)
+		}
+		labels[b.Label] = true
+		if b.Satisfaction < 1 || b.Satisfaction > 5 {
+			return fmt.Errorf("config: %s.satisfaction: %d is not a national code 1..5", key, b.Satisfaction)
+		}
+		if c.Device.Driver != "gpio" {
+			continue
+		}
+		if b.Pin == "" {
+			return fmt.Errorf("config: %s.pin: missing", key)
+		}
+		for _, p := range []struct{ name, pin string }{{key + ".pin", b.Pin}, {key + ".led", b.LED}} {
+			if p.pin == "" {
+				continue
+			}
+			if other, ok := pins[p.pin]; ok {
+				return fmt.Errorf("config: %s: pin %q is already used by %s", p.name, p.pin, other)
+			}
+			pins[p.pin] = p.name
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateGPIO() error {
+	g := c.GPIO
+	switch g.Pull {
+	case "up", "down", "none":
+	default:
+		return fmt.Errorf("config: gpio.pull: %q is not one of up, down, none", g.Pull)
+	}
+	if g.Debounce.Duration < time.Millisecond || g.Debounce.Duration > time.Second {
+		return fmt.Errorf("config: gpio.debounce: %s is not within 1ms..1s", g.Debounce)
+	}
+	if g.StuckAfter.Duration <= g.Debounce.Duration {
+		return fmt.Errorf("config: gpio.stuck_after: %s must be longer than gpio.debounce", g.StuckAfter)
+	}
+	if g.ActiveLow == nil {
+		t := true
+		c.GPIO.ActiveLow = &t
+	}
+	return nil
+}

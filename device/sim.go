@@ -1,0 +1,74 @@
+package device
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Sim is the "sim" input driver: each line of its reader is one press, the
+// button number 1..Buttons. Other lines are reported and ignored. End of
+// input does not end Run; only ctx does.
+type Sim struct {
+	In      io.Reader
+	Buttons int
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
+var _ Source = (*Sim)(nil)
+
+// Run implements [Source].
+func (s *Sim) Run(ctx context.Context, out chan<- Press) error {
+	lines := make(chan string)
+	errc := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(s.In)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+		errc <- sc.Err()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			if err != nil {
+				s.Logger.Warn("sim input ended with an error; waiting for stop", "err", err)
+			} else {
+				s.Logger.Info("sim input ended; waiting for stop")
+			}
+			errc = nil
+		case line := <-lines:
+			b, err := s.parse(line)
+			if err != nil {
+				s.Logger.Warn("sim input ignored", "line", line, "err", err)
+				continue
+			}
+			select {
+			case out <- Press{Button: b, At: s.Now()}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}
+
+func (s *Sim) parse(line string) (int, error) {
+	line = strings.TrimSpace(line)
+	n, err := strconv.Atoi(line)
+	if err != nil || n < 1 || n > s.Buttons {
+		return 0, fmt.Errorf("not a button number 1..%d", s.Buttons)
+	}
+	return n, nil
+}

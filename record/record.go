@@ -1,0 +1,214 @@
+// Package record defines the messages that cross the broker between a rating
+// terminal and the hall side: press records, status messages and ticket
+// messages. Both the agent and the collector import it, so the wire format
+// lives in exactly one place.
+package record
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Version is the payload version carried as "v" in every message.
+const Version = 1
+
+// TimeLayout is how pressed_at and other timestamps are written:
+// RFC 3339 with milliseconds and the local offset.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// MaxTicketPayload bounds the size of a ticket message the agent will parse.
+const MaxTicketPayload = 4096
+
+// Disposition says how a press counts toward the ticket's rating.
+type Disposition string
+
+// The dispositions of the contract, in the order the binding checks them.
+const (
+	NoTicket Disposition = "no_ticket"
+	Repeat   Disposition = "repeat"
+	Late     Disposition = "late"
+	Counted  Disposition = "counted"
+)
+
+// Valid reports whether d is one of the four contract dispositions.
+func (d Disposition) Valid() bool {
+	switch d {
+	case NoTicket, Repeat, Late, Counted:
+		return true
+	}
+	return false
+}
+
+// TicketState is the state field of a ticket message.
+type TicketState string
+
+// Ticket states published by the queue system.
+const (
+	Serving TicketState = "serving"
+	Done    TicketState = "done"
+	Idle    TicketState = "idle"
+)
+
+// TicketRef is the ticket a press was bound to, as carried in the record.
+type TicketRef struct {
+	ID        string      `json:"id"`
+	State     TicketState `json:"state"`
+	Staff     string      `json:"staff,omitempty"`
+	Item      string      `json:"item,omitempty"`
+	ProjectNo string      `json:"projectNo,omitempty"`
+}
+
+// Press is one button press as published on the rating topic.
+type Press struct {
+	V            int         `json:"v"`
+	ID           string      `json:"id"`
+	Device       string      `json:"device"`
+	Hall         string      `json:"hall"`
+	Counter      string      `json:"counter"`
+	Epoch        string      `json:"epoch"`
+	Seq          uint64      `json:"seq"`
+	Button       int         `json:"button"`
+	Label        string      `json:"label"`
+	Satisfaction int         `json:"satisfaction"`
+	Disposition  Disposition `json:"disposition"`
+	Ticket       *TicketRef  `json:"ticket"`
+	PressedAt    string      `json:"pressed_at"`
+	ClockSynced  bool        `json:"clock_synced"`
+	BootID       string      `json:"boot_id"`
+	UptimeMS     int64       `json:"uptime_ms"`
+}
+
+// PressID builds the record id {device}:{epoch}:{seq}.
+func PressID(device, epoch string, seq uint64) string {
+	return fmt.Sprintf("%s:%s:%d", device, epoch, seq)
+}
+
+// DecodePress parses and checks a press record. It is strict about the
+// fields a consumer de-duplicates and audits on, and tolerant of fields it
+// does not know, so newer agents can add some.
+func DecodePress(payload []byte) (Press, error) {
+	var p Press
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return Press{}, fmt.Errorf("record: not a press record: %w", err)
+	}
+	if p.V != Version {
+		return Press{}, fmt.Errorf("record: unsupported version %d", p.V)
+	}
+	for _, f := range []struct{ name, val string }{
+		{"device", p.Device}, {"hall", p.Hall}, {"counter", p.Counter}, {"epoch", p.Epoch},
+	} {
+		if !ValidID(f.val) {
+			return Press{}, fmt.Errorf("record: %s: invalid id %q", f.name, f.val)
+		}
+	}
+	if p.Seq == 0 {
+		return Press{}, errors.New("record: seq: must be at least 1")
+	}
+	if want := PressID(p.Device, p.Epoch, p.Seq); p.ID != want {
+		return Press{}, fmt.Errorf("record: id: %q does not match device, epoch and seq (%q)", p.ID, want)
+	}
+	if !p.Disposition.Valid() {
+		return Press{}, fmt.Errorf("record: disposition: unknown %q", p.Disposition)
+	}
+	if (p.Disposition == NoTicket) != (p.Ticket == nil) {
+		return Press{}, errors.New("record: ticket: must be null exactly when disposition is no_ticket")
+	}
+	if p.Button < 1 || p.Satisfaction < 1 || p.Satisfaction > 5 {
+		return Press{}, fmt.Errorf("record: button %d / satisfaction %d out of range", p.Button, p.Satisfaction)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, p.PressedAt); err != nil {
+		return Press{}, fmt.Errorf("record: pressed_at: %w", err)
+	}
+	return p, nil
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// ValidID reports whether s is a device, hall or counter id of the contract's
+// charset: [A-Za-z0-9._-]{1,64}.
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
+// Status is the retained status of a device.
+type Status struct {
+	V          int     `json:"v"`
+	Online     bool    `json:"online"`
+	Device     string  `json:"device"`
+	Version    string  `json:"version,omitempty"`
+	BootID     string  `json:"boot_id,omitempty"`
+	Epoch      string  `json:"epoch,omitempty"`
+	Pending    *int64  `json:"pending,omitempty"`
+	LastSeq    *uint64 `json:"last_seq,omitempty"`
+	OutboxFull *bool   `json:"outbox_full,omitempty"`
+	At         string  `json:"at,omitempty"`
+}
+
+// OfflineStatus is the Last Will payload, also published on a clean stop.
+func OfflineStatus(device string) []byte {
+	b, _ := json.Marshal(struct {
+		V      int    `json:"v"`
+		Online bool   `json:"online"`
+		Device string `json:"device"`
+	}{Version, false, device})
+	return b
+}
+
+// Ticket is a ticket message from the queue system.
+type Ticket struct {
+	V         int         `json:"v"`
+	Ticket    string      `json:"ticket"`
+	State     TicketState `json:"state"`
+	Staff     string      `json:"staff"`
+	Item      string      `json:"item"`
+	ProjectNo string      `json:"projectNo"`
+	At        string      `json:"at"`
+}
+
+// DecodeTicket parses a ticket message and rejects what the contract calls
+// malformed or unsupported. Unknown fields are ignored.
+func DecodeTicket(payload []byte) (Ticket, error) {
+	if len(payload) > MaxTicketPayload {
+		return Ticket{}, fmt.Errorf("ticket: payload of %d bytes exceeds %d", len(payload), MaxTicketPayload)
+	}
+	var raw struct {
+		V         *int            `json:"v"`
+		Ticket    json.RawMessage `json:"ticket"`
+		State     string          `json:"state"`
+		Staff     string          `json:"staff"`
+		Item      string          `json:"item"`
+		ProjectNo string          `json:"projectNo"`
+		At        string          `json:"at"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if err := dec.Decode(&raw); err != nil {
+		return Ticket{}, fmt.Errorf("ticket: not a JSON object: %w", err)
+	}
+	if dec.More() {
+		return Ticket{}, errors.New("ticket: trailing data after the JSON object")
+	}
+	if raw.V == nil {
+		return Ticket{}, errors.New("ticket: v: missing")
+	}
+	if *raw.V != Version {
+		return Ticket{}, fmt.Errorf("ticket: v: unsupported version %d", *raw.V)
+	}
+	t := Ticket{V: *raw.V, State: TicketState(raw.State), Staff: raw.Staff, Item: raw.Item, ProjectNo: raw.ProjectNo, At: raw.At}
+	if len(raw.Ticket) > 0 && string(raw.Ticket) != "null" {
+		if err := json.Unmarshal(raw.Ticket, &t.Ticket); err != nil {
+			return Ticket{}, fmt.Errorf("ticket: ticket: not a string")
+		}
+	}
+	switch t.State {
+	case Serving, Done:
+		if t.Ticket == "" {
+			return Ticket{}, fmt.Errorf("ticket: ticket: missing for state %q", t.State)
+		}
+	case Idle:
+	default:
+		return Ticket{}, fmt.Errorf("ticket: state: unknown %q", raw.State)
+	}
+	return t, nil
+}

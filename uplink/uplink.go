@@ -1,0 +1,365 @@
+// Package uplink carries the outbox to the hall broker over MQTT and brings
+// the counter's ticket messages back. It knows the topic contract and the
+// acknowledgement rules; it knows nothing of buttons or bbolt.
+//
+// Each connection is a fresh paho client with a clean session, no automatic
+// reconnect and paho's memory store: the outbox, not paho, is the store. A
+// record is acknowledged (removed from the outbox) only when its PUBACK
+// arrived on a connection that was still open when the token completed.
+// After any failure the session is torn down and the next one resends
+// everything still pending from the lowest seq, so the broker sees each
+// connection's records in seq order.
+package uplink
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/hallrate/hallrate/buffer"
+)
+
+// Topics are the counter's topics under the configured prefix.
+type Topics struct {
+	Rating string
+	Status string
+	Ticket string
+}
+
+// CounterTopics returns the contract topics of a counter.
+func CounterTopics(prefix, hall, counter string) Topics {
+	base := prefix + "/" + hall + "/" + counter + "/"
+	return Topics{Rating: base + "rating", Status: base + "status", Ticket: base + "ticket"}
+}
+
+// Config configures an [Uplink].
+type Config struct {
+	Broker    string
+	ClientID  string
+	Username  string
+	Password  string
+	TLS       *tls.Config
+	KeepAlive time.Duration
+	// Inflight bounds records published and not yet acknowledged.
+	Inflight int
+	// StatusInterval is how often the retained status is refreshed.
+	StatusInterval time.Duration
+	Topics         Topics
+	// Will is the Last Will payload (the offline status).
+	Will []byte
+	// Status builds the retained status payload for the given online flag.
+	Status func(online bool) []byte
+	// OnConnected is told when the broker link goes up or down; it must
+	// return promptly.
+	OnConnected func(up bool)
+	Logger      *slog.Logger
+	// MinBackoff and MaxBackoff bound the wait between connection attempts.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Stats are counters for metrics and status.
+type Stats struct {
+	Published     int64
+	Acked         int64
+	Connects      int64
+	TicketDropped int64
+}
+
+// Uplink drains an outbox to the broker.
+type Uplink struct {
+	cfg     Config
+	outbox  buffer.Outbox
+	log     *slog.Logger
+	notify  chan struct{}
+	status  chan struct{}
+	tickets chan []byte
+	up      atomic.Bool
+
+	published, acked, connects, ticketDropped atomic.Int64
+}
+
+// New returns an uplink for outbox. Call Run to start it.
+func New(cfg Config, outbox buffer.Outbox) *Uplink {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Inflight < 1 {
+		cfg.Inflight = 32
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 30 * time.Second
+	}
+	if cfg.StatusInterval <= 0 {
+		cfg.StatusInterval = time.Minute
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 250 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.OnConnected == nil {
+		cfg.OnConnected = func(bool) {}
+	}
+	return &Uplink{
+		cfg:     cfg,
+		outbox:  outbox,
+		log:     cfg.Logger,
+		notify:  make(chan struct{}, 1),
+		status:  make(chan struct{}, 1),
+		tickets: make(chan []byte, 64),
+	}
+}
+
+// Notify tells the uplink that the outbox has a new record.
+func (u *Uplink) Notify() { poke(u.notify) }
+
+// RefreshStatus asks for the retained status to be republished soon.
+func (u *Uplink) RefreshStatus() { poke(u.status) }
+
+// Tickets delivers raw ticket message payloads in arrival order.
+func (u *Uplink) Tickets() <-chan []byte { return u.tickets }
+
+// Connected reports whether a session with the broker is up.
+func (u *Uplink) Connected() bool { return u.up.Load() }
+
+// Stats returns the counters.
+func (u *Uplink) Stats() Stats {
+	return Stats{
+		Published:     u.published.Load(),
+		Acked:         u.acked.Load(),
+		Connects:      u.connects.Load(),
+		TicketDropped: u.ticketDropped.Load(),
+	}
+}
+
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Run connects, drains and reconnects until ctx is cancelled. On
+// cancellation it publishes the offline status itself before disconnecting.
+// Cancellation is not an error.
+func (u *Uplink) Run(ctx context.Context) error {
+	backoff := u.cfg.MinBackoff
+	failures := 0
+	for ctx.Err() == nil {
+		started := time.Now()
+		err := u.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(started) > time.Minute {
+			backoff, failures = u.cfg.MinBackoff, 0
+		}
+		failures++
+		// A dead broker must not fill an SD card: log the first failures
+		// of a run, then only every 20th.
+		if failures <= 3 || failures%20 == 0 {
+			u.log.Warn("broker session ended", "broker", u.cfg.Broker, "err", err, "attempt", failures, "retry_in", backoff)
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, u.cfg.MaxBackoff)
+	}
+	return nil
+}
+
+// conn is one connection's client and its liveness.
+type conn struct {
+	client mqtt.Client
+	lost   chan struct{}
+	once   sync.Once
+}
+
+func (c *conn) markLost() { c.once.Do(func() { close(c.lost) }) }
+
+// open reports whether an acknowledgement received now can be trusted.
+func (c *conn) open() bool {
+	select {
+	case <-c.lost:
+		return false
+	default:
+		return c.client.IsConnectionOpen()
+	}
+}
+
+func (u *Uplink) connect(ctx context.Context) (*conn, error) {
+	c := &conn{lost: make(chan struct{})}
+	opts := mqtt.NewClientOptions().
+		AddBroker(u.cfg.Broker).
+		SetClientID(u.cfg.ClientID).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetStore(mqtt.NewMemoryStore()).
+		SetKeepAlive(u.cfg.KeepAlive).
+		SetPingTimeout(10*time.Second).
+		SetConnectTimeout(10*time.Second).
+		SetWriteTimeout(10*time.Second).
+		SetOrderMatters(true).
+		SetBinaryWill(u.cfg.Topics.Status, u.cfg.Will, 1, true).
+		SetConnectionLostHandler(func(mqtt.Client, error) { c.markLost() })
+	if u.cfg.Username != "" {
+		opts.SetUsername(u.cfg.Username)
+		opts.SetPassword(u.cfg.Password)
+	}
+	if u.cfg.TLS != nil {
+		opts.SetTLSConfig(u.cfg.TLS)
+	}
+	c.client = mqtt.NewClient(opts)
+	if err := wait(ctx, c.client.Connect()); err != nil {
+		return nil, fmt.Errorf("connect %s: %w", u.cfg.Broker, err)
+	}
+	return c, nil
+}
+
+func wait(ctx context.Context, t mqtt.Token) error {
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (u *Uplink) session(ctx context.Context) error {
+	c, err := u.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.client.Disconnect(250)
+	u.connects.Add(1)
+	u.log.Info("connected to broker", "broker", u.cfg.Broker, "client_id", u.cfg.ClientID)
+	u.up.Store(true)
+	u.cfg.OnConnected(true)
+	defer func() {
+		u.up.Store(false)
+		u.cfg.OnConnected(false)
+	}()
+	if err := wait(ctx, c.client.Publish(u.cfg.Topics.Status, 1, true, u.cfg.Status(true))); err != nil {
+		return fmt.Errorf("publish status: %w", err)
+	}
+	if err := wait(ctx, c.client.Subscribe(u.cfg.Topics.Ticket, 1, u.onTicket)); err != nil {
+		return fmt.Errorf("subscribe %s: %w", u.cfg.Topics.Ticket, err)
+	}
+	err = u.drain(ctx, c)
+	if ctx.Err() != nil {
+		u.goodbye(c)
+		return nil
+	}
+	return err
+}
+
+// goodbye publishes the offline status on a clean stop: the broker sends the
+// Last Will only when a connection is lost.
+func (u *Uplink) goodbye(c *conn) {
+	t := c.client.Publish(u.cfg.Topics.Status, 1, true, u.cfg.Will)
+	if !t.WaitTimeout(2*time.Second) || t.Error() != nil {
+		u.log.Warn("offline status not acknowledged before stop", "err", t.Error())
+	}
+}
+
+// onTicket runs on paho's router: it must not block.
+func (u *Uplink) onTicket(_ mqtt.Client, m mqtt.Message) {
+	p := append([]byte(nil), m.Payload()...)
+	select {
+	case u.tickets <- p:
+	default:
+		u.ticketDropped.Add(1)
+	}
+}
+
+type ack struct {
+	seq uint64
+	err error
+}
+
+// drain publishes pending records in seq order, at most Inflight at a time,
+// and removes each from the outbox once its PUBACK is trusted.
+func (u *Uplink) drain(ctx context.Context, c *conn) error {
+	acks := make(chan ack, u.cfg.Inflight)
+	inflight := 0
+	var cursor uint64
+	statusTick := time.NewTicker(u.cfg.StatusInterval)
+	defer statusTick.Stop()
+	var batch []uint64
+	for {
+		if free := u.cfg.Inflight - inflight; free > 0 {
+			entries, err := u.outbox.Pending(cursor, free)
+			if err != nil {
+				return err
+			}
+			for _, e := range entries {
+				t := c.client.Publish(u.cfg.Topics.Rating, 1, false, e.Data)
+				u.published.Add(1)
+				inflight++
+				cursor = e.Seq
+				go func(seq uint64) {
+					<-t.Done()
+					err := t.Error()
+					if err == nil && !c.open() {
+						err = errors.New("acknowledged on a connection that was lost")
+					}
+					acks <- ack{seq, err}
+				}(e.Seq)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.lost:
+			return errors.New("connection lost")
+		case <-u.notify:
+		case <-u.status:
+			u.publishStatus(c)
+		case <-statusTick.C:
+			u.publishStatus(c)
+		case a := <-acks:
+			batch = batch[:0]
+			var failed error
+			for {
+				inflight--
+				if a.err != nil && failed == nil {
+					failed = fmt.Errorf("publish seq %d: %w", a.seq, a.err)
+				} else if a.err == nil {
+					batch = append(batch, a.seq)
+				}
+				select {
+				case a = <-acks:
+					continue
+				default:
+				}
+				break
+			}
+			if err := u.outbox.Ack(batch...); err != nil {
+				return err
+			}
+			u.acked.Add(int64(len(batch)))
+			if failed != nil {
+				return failed
+			}
+		}
+	}
+}
+
+// publishStatus refreshes the retained status without waiting: a lost
+// status is replaced by the next one.
+func (u *Uplink) publishStatus(c *conn) {
+	c.client.Publish(u.cfg.Topics.Status, 1, true, u.cfg.Status(true))
+}
