@@ -1,0 +1,241 @@
+// Package config loads and checks the collector's TOML configuration. Every
+// error names the key at fault in one line, for example
+// "config: mqtt.brokr: unknown key".
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/hallrate/hallrate/record"
+)
+
+// DefaultPath is where the collector looks for its configuration.
+const DefaultPath = "/etc/hallrate/collector.toml"
+
+// Config is the collector configuration.
+type Config struct {
+	Hall  Hall  `toml:"hall"`
+	MQTT  MQTT  `toml:"mqtt"`
+	Store Store `toml:"store"`
+	HTTP  HTTP  `toml:"http"`
+	ESup  ESup  `toml:"esup"`
+	Demo  Demo  `toml:"demo"`
+	Log   Log   `toml:"log"`
+}
+
+// Hall identifies the service hall the collector serves.
+type Hall struct {
+	ID       string `toml:"id"`
+	Timezone string `toml:"timezone"`
+	AreaCode string `toml:"area_code"`
+}
+
+// MQTT is the connection to the hall broker.
+type MQTT struct {
+	// Broker is the broker's URL. It is not used when EmbeddedBroker is
+	// set: the collector then connects to its own broker.
+	Broker string `toml:"broker"`
+	// EmbeddedBroker, when set, is the host:port an in-process broker
+	// listens on.
+	EmbeddedBroker string `toml:"embedded_broker"`
+	TopicPrefix    string `toml:"topic_prefix"`
+	// ShareGroup names the shared subscription group of the rating topics
+	// on an external broker; empty subscribes plainly.
+	ShareGroup   string `toml:"share_group"`
+	ClientID     string `toml:"client_id"`
+	Username     string `toml:"username"`
+	PasswordFile string `toml:"password_file"`
+}
+
+// Store is where records are kept. Only JSONL is used so far; DSN is
+// accepted for the store to come.
+type Store struct {
+	DSN string `toml:"dsn"`
+	// JSONL, when set, is a file of stored records, one JSON object a line.
+	JSONL string `toml:"jsonl"`
+}
+
+// HTTP is the dashboard and API listener (not used yet).
+type HTTP struct {
+	Listen    string `toml:"listen"`
+	TokenFile string `toml:"token_file"`
+}
+
+// ESup is the e-supervision export (not used yet).
+type ESup struct {
+	Sink        string   `toml:"sink"`
+	URL         string   `toml:"url"`
+	MatchWindow Duration `toml:"match_window"`
+	PF          string   `toml:"pf"`
+	Wrap        string   `toml:"wrap"`
+	OKField     string   `toml:"ok_field"`
+	OKValue     string   `toml:"ok_value"`
+}
+
+// Demo configures the demonstration ticket lifecycle, which stands in for
+// a queue system.
+type Demo struct {
+	Tickets bool     `toml:"tickets"`
+	Serving Duration `toml:"serving"`
+	Done    Duration `toml:"done"`
+	Idle    Duration `toml:"idle"`
+}
+
+// Log configures logging and the audit summary.
+type Log struct {
+	Level string `toml:"level"` // debug, info, warn, error
+	// SummaryInterval is how often the audit summary is printed while
+	// something changed; it is always printed on stop.
+	SummaryInterval Duration `toml:"summary_interval"`
+}
+
+// Duration is a time.Duration written as a string such as "30s".
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration: %q", string(b))
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default returns the configuration used for every key a file leaves out.
+func Default() Config {
+	return Config{
+		Hall: Hall{ID: "h1", Timezone: "Asia/Shanghai", AreaCode: "620100"},
+		MQTT: MQTT{
+			Broker:      "tcp://127.0.0.1:1883",
+			TopicPrefix: "hallrate/v1",
+			ShareGroup:  "hallrate-collector",
+		},
+		Store: Store{DSN: "sqlite:///var/lib/hallrate/collector.db"},
+		HTTP:  HTTP{Listen: "127.0.0.1:9110"},
+		ESup:  ESup{Sink: "http", MatchWindow: Duration{24 * time.Hour}, PF: "5"},
+		Demo: Demo{
+			Serving: Duration{20 * time.Second},
+			Done:    Duration{15 * time.Second},
+			Idle:    Duration{3 * time.Second},
+		},
+		Log: Log{Level: "info", SummaryInterval: Duration{time.Minute}},
+	}
+}
+
+// Load reads and checks the file at path. When optional is true and the
+// file does not exist, Load returns the defaults.
+func Load(path string, optional bool) (Config, error) {
+	b, err := os.ReadFile(path)
+	if optional && errors.Is(err, os.ErrNotExist) {
+		c := Default()
+		return c, c.Validate()
+	}
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return Parse(b)
+}
+
+// Parse decodes TOML strictly over the defaults and checks the result.
+func Parse(data []byte) (Config, error) {
+	c := Default()
+	md, err := toml.Decode(string(data), &c)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %s", oneLine(err))
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return Config{}, fmt.Errorf("config: %s: unknown key", und[0])
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func oneLine(err error) string {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		if pe.LastKey != "" {
+			return fmt.Sprintf("%s: %s (line %d)", pe.LastKey, msg, pe.Position.Line)
+		}
+		return fmt.Sprintf("line %d: %s", pe.Position.Line, msg)
+	}
+	return strings.ReplaceAll(err.Error(), "\n", " ")
+}
+
+// Validate checks values that decoding alone cannot. Call it again after
+// overriding keys from the command line.
+func (c *Config) Validate() error {
+	if !record.ValidID(c.Hall.ID) {
+		return fmt.Errorf("config: hall.id: %q is not of [A-Za-z0-9._-]{1,64}", c.Hall.ID)
+	}
+	if _, err := time.LoadLocation(c.Hall.Timezone); err != nil || c.Hall.Timezone == "" {
+		return fmt.Errorf("config: hall.timezone: %q is not a known time zone", c.Hall.Timezone)
+	}
+	if err := c.validateMQTT(); err != nil {
+		return err
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"demo.serving", c.Demo.Serving}, {"demo.done", c.Demo.Done}, {"demo.idle", c.Demo.Idle}, {"log.summary_interval", c.Log.SummaryInterval}} {
+		if d.v.Duration <= 0 {
+			return fmt.Errorf("config: %s: %s is not positive", d.key, d.v)
+		}
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		return fmt.Errorf("config: log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	return nil
+}
+
+func (c *Config) validateMQTT() error {
+	m := c.MQTT
+	if m.EmbeddedBroker != "" {
+		if _, _, err := net.SplitHostPort(m.EmbeddedBroker); err != nil {
+			return fmt.Errorf("config: mqtt.embedded_broker: %q is not host:port", m.EmbeddedBroker)
+		}
+	} else {
+		u, err := url.Parse(m.Broker)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("config: mqtt.broker: %q is not a broker URL such as tcp://host:1883", m.Broker)
+		}
+		switch u.Scheme {
+		case "tcp", "ssl", "mqtts", "tls", "ws", "wss":
+		default:
+			return fmt.Errorf("config: mqtt.broker: scheme %q is not one of tcp, ssl, mqtts, ws, wss", u.Scheme)
+		}
+	}
+	p := m.TopicPrefix
+	if p == "" || strings.ContainsAny(p, "+#") || strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") {
+		return fmt.Errorf("config: mqtt.topic_prefix: %q must be non-empty, without wildcards or outer slashes", p)
+	}
+	if strings.ContainsAny(m.ShareGroup, "/+#") {
+		return fmt.Errorf("config: mqtt.share_group: %q must not contain / + or #", m.ShareGroup)
+	}
+	return nil
+}
+
+// ClientID returns mqtt.client_id, or the default
+// hallrate-collector-{hall.id}-{hostname} when it is empty.
+func (c *Config) ClientID(hostname string) string {
+	if c.MQTT.ClientID != "" {
+		return c.MQTT.ClientID
+	}
+	return "hallrate-collector-" + c.Hall.ID + "-" + hostname
+}

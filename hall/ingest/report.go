@@ -1,0 +1,79 @@
+package ingest
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/hallrate/hallrate/record"
+)
+
+// satisfactionNames are the national 好差评 names of the satisfaction codes.
+var satisfactionNames = [...]string{
+	1: "非常不满意",
+	2: "不满意",
+	3: "基本满意",
+	4: "满意",
+	5: "非常满意",
+}
+
+// SatisfactionName returns the national name of a satisfaction code 1..5.
+func SatisfactionName(code int) string {
+	if code < 1 || code >= len(satisfactionNames) {
+		return "?"
+	}
+	return satisfactionNames[code]
+}
+
+// Describe returns a one-line account of a record for people watching the
+// collector, for example
+//
+//	W05  A023 (S017)  非常满意 very_satisfied  counted    w05-a:9f2c41d7:42
+func Describe(p record.Press) string {
+	ticket := "-"
+	if p.Ticket != nil {
+		ticket = p.Ticket.ID
+		if p.Ticket.Staff != "" {
+			ticket += " (" + p.Ticket.Staff + ")"
+		}
+	}
+	return fmt.Sprintf("%-4s %-12s %s %-14s %-9s  %s",
+		p.Counter, ticket, SatisfactionName(p.Satisfaction), p.Label, p.Disposition, p.ID)
+}
+
+// Print writes the audit for people, one line per device epoch and per
+// device status.
+func (a Audit) Print(w io.Writer, s Stats) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "audit: %d records stored (%d this run, %d read back), %d duplicates dropped, %d malformed messages, %d gaps opened, %d seqs received late\n",
+		a.Stored, s.Stored, s.Restored, s.Duplicates, s.Malformed, s.Gaps, s.Filled)
+	for _, st := range a.Streams {
+		fmt.Fprintf(&b, "audit: %s epoch %s: %d records, seq up to %d", st.Device, st.Epoch, st.Received, st.MaxSeq)
+		if len(st.Gaps) > 0 {
+			fmt.Fprintf(&b, ", MISSING seq %s (%d)", st.Gaps, st.Gaps.Count())
+		} else {
+			b.WriteString(", no gaps")
+		}
+		b.WriteByte('\n')
+	}
+	for _, d := range a.Devices {
+		state := "offline"
+		if d.Online {
+			state = "online"
+		}
+		fmt.Fprintf(&b, "audit: %s at %s/%s %s", d.Device, d.Hall, d.Counter, state)
+		switch {
+		case !d.Audited:
+			b.WriteString(", no last_seq reported yet")
+		case len(d.Missing) > 0:
+			fmt.Fprintf(&b, ", reports epoch %s last_seq %d pending %d: MISSING seq %s (%d)",
+				d.Epoch, d.LastSeq, d.Pending, d.Missing, d.Missing.Count())
+		default:
+			fmt.Fprintf(&b, ", reports epoch %s last_seq %d pending %d: all delivered records received",
+				d.Epoch, d.LastSeq, d.Pending)
+		}
+		b.WriteByte('\n')
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
