@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -84,21 +85,26 @@ func Open(path string, opts Options) (*Bolt, error) {
 }
 
 func openBolt(path string, lockTimeout time.Duration) (b *Bolt, err error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	// bbolt panics, or faults on its memory map, on some kinds of page
+	// corruption (a file cut short by a power loss points past its end).
+	// Such an outbox must be treated as unreadable, not crash the agent.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	var db *bolt.DB
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				_ = db.Close() // the file is being given up; its close error adds nothing
+			}
+			b, err = nil, fmt.Errorf("open outbox %s: corrupt: %v", path, r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open outbox %s: %w", path, ErrLocked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open outbox %s: %w", path, err)
 	}
-	// bbolt panics on some kinds of page corruption; an outbox that does
-	// so must be treated as unreadable, not crash the agent.
-	defer func() {
-		if r := recover(); r != nil {
-			_ = db.Close() // the file is being given up; its close error adds nothing
-			b, err = nil, fmt.Errorf("open outbox %s: corrupt: %v", path, r)
-		}
-	}()
 	b = &Bolt{db: db}
 	if err := b.init(); err != nil {
 		_ = db.Close() // reporting the init error matters more

@@ -245,19 +245,20 @@ func (u *Uplink) session(ctx context.Context) error {
 	}
 	defer c.client.Disconnect(250)
 	u.connects.Add(1)
-	u.log.Info("connected to broker", "broker", u.cfg.Broker, "client_id", u.cfg.ClientID)
-	u.up.Store(true)
-	u.cfg.OnConnected(true)
-	defer func() {
-		u.up.Store(false)
-		u.cfg.OnConnected(false)
-	}()
 	if err := wait(ctx, c.client.Publish(u.cfg.Topics.Status, 1, true, u.cfg.Status(true))); err != nil {
 		return fmt.Errorf("publish status: %w", err)
 	}
 	if err := wait(ctx, c.client.Subscribe(u.cfg.Topics.Ticket, 1, u.onTicket)); err != nil {
 		return fmt.Errorf("subscribe %s: %w", u.cfg.Topics.Ticket, err)
 	}
+	u.log.Info("connected to broker", "broker", u.cfg.Broker, "client_id", u.cfg.ClientID,
+		"pending", u.outbox.Len())
+	u.up.Store(true)
+	u.cfg.OnConnected(true)
+	defer func() {
+		u.up.Store(false)
+		u.cfg.OnConnected(false)
+	}()
 	err = u.drain(ctx, c)
 	if ctx.Err() != nil {
 		u.goodbye(c)
