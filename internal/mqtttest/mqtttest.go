@@ -72,15 +72,12 @@ type Mosquitto struct {
 	log  bytes.Buffer
 }
 
-// MosquittoConfig is written deliberately: persistence on and saved on every
-// change, so a broker killed with SIGKILL keeps what it acknowledged, and no
-// cap on queued messages, so a long backlog is not dropped.
+// mosquittoConfig is written deliberately: no cap on queued messages, so a
+// long backlog is not dropped, and persistence chosen by the caller.
 const mosquittoConfig = `listener %d 127.0.0.1
 allow_anonymous true
-persistence true
 persistence_location %s/
-autosave_interval 1
-autosave_on_changes true
+%s
 max_queued_messages 0
 max_inflight_messages 100
 log_dest stderr
@@ -88,9 +85,23 @@ log_type error
 log_type warning
 %s`
 
-// StartMosquitto starts mosquitto on a free loopback port. extra is
-// appended to its configuration. The broker is killed when the test ends.
+// Durable is the persistence part of the configuration: saved on every
+// change, so a broker killed with SIGKILL keeps what it acknowledged.
+const Durable = "persistence true\nautosave_interval 1\nautosave_on_changes true"
+
+// Volatile keeps nothing on disk: for benchmarks of the agent's side.
+const Volatile = "persistence false"
+
+// StartMosquitto starts a [Durable] mosquitto on a free loopback port.
+// extra is appended to its configuration. The broker is killed when the
+// test ends.
 func StartMosquitto(t testing.TB, extra string) *Mosquitto {
+	t.Helper()
+	return StartMosquittoWith(t, Durable, extra)
+}
+
+// StartMosquittoWith starts mosquitto with the given persistence settings.
+func StartMosquittoWith(t testing.TB, persistence, extra string) *Mosquitto {
 	t.Helper()
 	m := &Mosquitto{t: t, bin: MosquittoPath(t), dir: t.TempDir(), port: FreePort(t)}
 	conf := filepath.Join(m.dir, "mosquitto.conf")
@@ -99,7 +110,7 @@ func StartMosquitto(t testing.TB, extra string) *Mosquitto {
 		// cannot write the test's persistence directory.
 		extra = "user root\n" + extra
 	}
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(mosquittoConfig, m.port, m.dir, extra)), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(mosquittoConfig, m.port, m.dir, persistence, extra)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	m.Start()
