@@ -70,7 +70,9 @@ func (c *Collector) Wait(t testing.TB, timeout time.Duration, what string, cond 
 func Subscribe(t testing.TB, broker, clientID, filter string) *Collector {
 	t.Helper()
 	c := NewCollector()
-	handler := func(_ mqtt.Client, m mqtt.Message) { c.Add(m.Topic(), append([]byte(nil), m.Payload()...), m.Retained()) }
+	handler := func(_ mqtt.Client, m mqtt.Message) {
+		c.Add(m.Topic(), append([]byte(nil), m.Payload()...), m.Retained())
+	}
 	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(clientID).
 		SetCleanSession(false).SetAutoReconnect(true).SetMaxReconnectInterval(250 * time.Millisecond).
 		SetConnectRetry(true).SetConnectRetryInterval(250 * time.Millisecond).
