@@ -176,16 +176,18 @@ func Parse(data []byte) (Config, error) {
 	return c, nil
 }
 
+// oneLine renders a TOML error as one line: the key first when known, and
+// any line break quoted from the input escaped.
 func oneLine(err error) string {
+	msg := err.Error()
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		msg := pe.Message
+		msg = fmt.Sprintf("line %d: %s", pe.Position.Line, pe.Message)
 		if pe.LastKey != "" {
-			return fmt.Sprintf("%s: %s (line %d)", pe.LastKey, msg, pe.Position.Line)
+			msg = fmt.Sprintf("%s: %s (line %d)", pe.LastKey, pe.Message, pe.Position.Line)
 		}
-		return fmt.Sprintf("line %d: %s", pe.Position.Line, msg)
 	}
-	return strings.ReplaceAll(err.Error(), "\n", " ")
+	return strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(msg)
 }
 
 // Validate checks values that decoding alone cannot.
@@ -303,9 +305,39 @@ func (c *Config) validateGPIO() error {
 	if g.StuckAfter.Duration <= g.Debounce.Duration {
 		return fmt.Errorf("config: gpio.stuck_after: %s must be longer than gpio.debounce", g.StuckAfter)
 	}
+	if g.LEDOn.Duration <= 0 {
+		return fmt.Errorf("config: gpio.led_on: %s is not positive", g.LEDOn)
+	}
 	if g.ActiveLow == nil {
 		t := true
 		c.GPIO.ActiveLow = &t
+	}
+	if c.Device.Driver != "gpio" {
+		return nil
+	}
+	return c.validateOutputPins()
+}
+
+// validateOutputPins checks that the window LED, status LED and buzzer
+// share no pin with each other or with a button or its LED.
+func (c *Config) validateOutputPins() error {
+	used := map[string]string{}
+	for _, b := range c.Buttons {
+		used[b.Pin] = "buttons." + b.Label + ".pin"
+		if b.LED != "" {
+			used[b.LED] = "buttons." + b.Label + ".led"
+		}
+	}
+	for _, o := range []struct{ key, pin string }{
+		{"gpio.window_led", c.GPIO.WindowLED}, {"gpio.status_led", c.GPIO.StatusLED}, {"gpio.buzzer", c.GPIO.Buzzer},
+	} {
+		if o.pin == "" {
+			continue
+		}
+		if other, ok := used[o.pin]; ok {
+			return fmt.Errorf("config: %s: pin %q is already used by %s", o.key, o.pin, other)
+		}
+		used[o.pin] = o.key
 	}
 	return nil
 }
