@@ -6,6 +6,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,8 @@ type Parts struct {
 	Feedback device.Feedback
 	Clock    sysclock.Clock
 	Logger   *slog.Logger
+	// Key signs every record; nil leaves records unsigned.
+	Key ed25519.PrivateKey
 }
 
 // Counters are the agent's event counts, for metrics and tests.
@@ -67,6 +70,7 @@ type Agent struct {
 	log      *slog.Logger
 	binding  *binding.Binding
 	uplink   *uplink.Uplink
+	key      ed25519.PrivateKey
 
 	full       atomic.Bool
 	lastFullAt time.Time
@@ -95,7 +99,7 @@ func New(cfg Config, p Parts) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: cfg, outbox: p.Outbox, source: p.Source, feedback: p.Feedback,
-		clock: p.Clock, log: p.Logger, binding: b,
+		clock: p.Clock, log: p.Logger, binding: b, key: p.Key,
 		counters: Counters{Presses: map[record.Disposition]int64{}},
 		ticket:   b.Current(),
 	}
@@ -185,17 +189,25 @@ func (a *Agent) press(p device.Press) {
 	out := a.binding.Press()
 	synced, bootID, uptime := a.clock.Synced(), a.clock.BootID(), a.clock.Uptime()
 	var id string
-	seq, err := a.outbox.Append(func(epoch string, seq uint64) ([]byte, error) {
-		id = record.PressID(a.cfg.Device, epoch, seq)
-		return json.Marshal(record.Press{
+	seq, err := a.outbox.Append(func(slot buffer.Slot) ([]byte, []byte, error) {
+		id = record.PressID(a.cfg.Device, slot.Epoch, slot.Seq)
+		rec := record.Press{
 			V: record.Version, ID: id,
 			Device: a.cfg.Device, Hall: a.cfg.Hall, Counter: a.cfg.Counter,
-			Epoch: epoch, Seq: seq,
+			Epoch: slot.Epoch, Seq: slot.Seq,
 			Button: p.Button, Label: btn.Label, Satisfaction: btn.Satisfaction,
 			Disposition: out.Disposition, Ticket: out.Ticket,
 			PressedAt:   p.At.Format(record.TimeLayout),
 			ClockSynced: synced, BootID: bootID, UptimeMS: uptime.Milliseconds(),
-		})
+			Prev: string(slot.Chain),
+		}
+		// Signed and chained inside the commit: no crash can leave a
+		// record unsigned or the chain broken.
+		if a.key != nil {
+			rec.Sign(a.key)
+		}
+		data, err := json.Marshal(rec)
+		return data, []byte(rec.ChainHash()), err
 	}, out.State)
 	if err != nil {
 		a.feedback.Failed(p.Button)
@@ -283,7 +295,15 @@ func (a *Agent) status(online bool) []byte {
 		V: record.Version, Online: online, Device: a.cfg.Device, Version: a.cfg.Version,
 		BootID: a.clock.BootID(), Epoch: a.outbox.Epoch(),
 		Pending: &pending, LastSeq: &last, OutboxFull: &full,
-		At: a.clock.Now().Format(record.TimeLayout),
+		At: a.clock.Now().Format(record.TimeLayout), PubKey: a.pubKey(),
 	})
 	return b
+}
+
+// pubKey is the status message's pubkey: base64 of the raw public key.
+func (a *Agent) pubKey() string {
+	if a.key == nil {
+		return ""
+	}
+	return record.EncodePublicKey(a.key.Public().(ed25519.PublicKey))
 }

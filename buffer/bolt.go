@@ -22,6 +22,7 @@ var (
 	keyNextSeq    = []byte("next_seq")
 	keyCreated    = []byte("created")
 	keyBinding    = []byte("binding")
+	keyChain      = []byte("chain")
 )
 
 // ErrLocked is returned by [Open] when another process holds the outbox.
@@ -165,11 +166,14 @@ func (b *Bolt) Append(build BuildFunc, state []byte) (uint64, error) {
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		seq = binary.BigEndian.Uint64(meta.Get(keyNextSeq))
-		data, err := build(b.epoch, seq)
+		data, chain, err := build(Slot{Epoch: b.epoch, Seq: seq, Chain: clone(meta.Get(keyChain))})
 		if err != nil {
 			return fmt.Errorf("build record: %w", err)
 		}
 		if err := tx.Bucket(bucketRecords).Put(u64(seq), data); err != nil {
+			return err
+		}
+		if err := meta.Put(keyChain, chain); err != nil {
 			return err
 		}
 		if state != nil {
@@ -281,6 +285,13 @@ func (b *Bolt) Close() error {
 		return fmt.Errorf("close outbox: %w", err)
 	}
 	return nil
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
 }
 
 func u64(v uint64) []byte {

@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-func build(epoch string, seq uint64) ([]byte, error) {
-	return []byte(fmt.Sprintf("%s:%d", epoch, seq)), nil
+func build(s Slot) ([]byte, []byte, error) {
+	return []byte(fmt.Sprintf("%s:%d", s.Epoch, s.Seq)), nil, nil
 }
 
 func openT(t *testing.T, path string) *Bolt {
@@ -112,7 +112,7 @@ func TestSeqSurvivesReopen(t *testing.T) {
 func TestBuildErrorStoresNothing(t *testing.T) {
 	o := openT(t, filepath.Join(t.TempDir(), "outbox.db"))
 	defer o.Close()
-	_, err := o.Append(func(string, uint64) ([]byte, error) { return nil, errors.New("boom") }, []byte("s"))
+	_, err := o.Append(func(Slot) ([]byte, []byte, error) { return nil, nil, errors.New("boom") }, []byte("s"))
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -124,6 +124,36 @@ func TestBuildErrorStoresNothing(t *testing.T) {
 	}
 	if s := appendN(t, o, 1)[0]; s != 1 {
 		t.Fatalf("seq %d after failed append, want 1 (no gap)", s)
+	}
+}
+
+func TestChainCarriedAcrossReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	mem, _ := NewMemory()
+	for name, o := range map[string]Outbox{"bolt": openT(t, path), "memory": mem} {
+		t.Run(name, func(t *testing.T) {
+			var seen []string
+			link := func(s Slot) ([]byte, []byte, error) {
+				seen = append(seen, string(s.Chain))
+				return []byte("r"), []byte(fmt.Sprintf("after-%d", s.Seq)), nil
+			}
+			for i := 0; i < 2; i++ {
+				if _, err := o.Append(link, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if b, ok := o.(*Bolt); ok {
+				b.Close()
+				o = openT(t, path)
+			}
+			defer o.Close()
+			if _, err := o.Append(link, nil); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(seen) != "[ after-1 after-2]" {
+				t.Fatalf("chain values seen %q", seen)
+			}
+		})
 	}
 }
 
@@ -200,7 +230,7 @@ func BenchmarkAppend(b *testing.B) {
 	state := []byte(strings.Repeat("s", 200))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := o.Append(func(string, uint64) ([]byte, error) { return payload, nil }, state); err != nil {
+		if _, err := o.Append(func(Slot) ([]byte, []byte, error) { return payload, payload[:32], nil }, state); err != nil {
 			b.Fatal(err)
 		}
 	}

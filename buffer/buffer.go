@@ -19,9 +19,20 @@ type Entry struct {
 	Data []byte
 }
 
-// BuildFunc makes the payload of the record that will get seq in epoch. It
-// runs inside the commit, so a record and its number are stored together.
-type BuildFunc func(epoch string, seq uint64) ([]byte, error)
+// Slot is the place of a record about to be appended.
+type Slot struct {
+	Epoch string
+	Seq   uint64
+	// Chain is the chain value the previous record of this epoch was
+	// appended with (nil for the first): it lets the caller link each
+	// record to the one before it, such as by a hash.
+	Chain []byte
+}
+
+// BuildFunc makes the payload of the record for slot, and the chain value
+// that the next record's slot will carry. It runs inside the commit, so a
+// record, its number and its link are stored together or not at all.
+type BuildFunc func(slot Slot) (data, chain []byte, err error)
 
 // Outbox is the durable queue between the press and the broker.
 type Outbox interface {

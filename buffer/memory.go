@@ -14,6 +14,7 @@ type Memory struct {
 	next    uint64
 	records map[uint64][]byte
 	state   []byte
+	chain   []byte
 }
 
 // NewMemory returns an empty outbox with a fresh epoch.
@@ -30,11 +31,12 @@ func (m *Memory) Append(build BuildFunc, state []byte) (uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	seq := m.next
-	data, err := build(m.epoch, seq)
+	data, chain, err := build(Slot{Epoch: m.epoch, Seq: seq, Chain: append([]byte(nil), m.chain...)})
 	if err != nil {
 		return 0, fmt.Errorf("build record %d: %w", seq, err)
 	}
 	m.records[seq] = append([]byte(nil), data...)
+	m.chain = append([]byte(nil), chain...)
 	if state != nil {
 		m.state = append([]byte(nil), state...)
 	}

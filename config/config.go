@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -37,6 +38,17 @@ type Device struct {
 	Hall    string `toml:"hall"`
 	Counter string `toml:"counter"`
 	Driver  string `toml:"driver"` // "gpio" or "sim"
+	// KeyFile is the ed25519 key that signs every record; default
+	// device.key beside the outbox. Made on first start.
+	KeyFile string `toml:"key_file"`
+}
+
+// KeyPath returns device.key_file, or its default beside the outbox.
+func (c *Config) KeyPath() string {
+	if c.Device.KeyFile != "" {
+		return c.Device.KeyFile
+	}
+	return filepath.Join(filepath.Dir(c.Buffer.Path), "device.key")
 }
 
 // MQTT is the uplink to the hall broker.

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +61,22 @@ func TestOnlinePress(t *testing.T) {
 			t.Fatalf("second press on the same ticket: %+v", q)
 		}
 		// The retained status says online, then offline after a clean stop.
-		sub.Wait(t, wait, "online status", hasStatus(true))
+		// It carries the key that verifies every record.
+		for _, m := range sub.Wait(t, wait, "online status", hasStatus(true)) {
+			var s record.Status
+			if m.Topic != topics.status || json.Unmarshal(m.Payload, &s) != nil || !s.Online {
+				continue
+			}
+			pub, err := record.DecodePublicKey(s.PubKey)
+			if err != nil {
+				t.Fatalf("status pubkey: %v", err)
+			}
+			for _, p := range d {
+				if err := p.Verify(pub); err != nil {
+					t.Fatalf("record %s: %v", p.ID, err)
+				}
+			}
+		}
 		a.stop()
 		sub.Wait(t, wait, "offline status after a clean stop", hasStatus(false))
 	})
@@ -213,5 +230,33 @@ func TestBadConfigOneLine(t *testing.T) {
 	}
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 1 || !strings.Contains(out, "mqtt2") {
 		t.Fatalf("want one line naming the key, got %q", out)
+	}
+}
+
+func TestDeviceKey(t *testing.T) {
+	dir := t.TempDir()
+	conf := writeConfig(t, dir, "w05-a", "tcp://127.0.0.1:1", "")
+	out, err := runAgent(t, "pubkey", "--config", conf)
+	if err != nil {
+		t.Fatalf("pubkey: %v: %s", err, out)
+	}
+	f := strings.Fields(out)
+	if len(f) != 2 || f[0] != "w05-a" {
+		t.Fatalf("pubkey printed %q", out)
+	}
+	if _, err := record.DecodePublicKey(f[1]); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := runAgent(t, "pubkey", "--config", conf)
+	if again != out {
+		t.Fatalf("key changed between runs: %q then %q", out, again)
+	}
+	// A key others can read no longer proves who made a record.
+	if err := os.Chmod(filepath.Join(dir, "device.key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runAgent(t, "run", "--config", conf)
+	if err == nil || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, "device.key_file") || !strings.Contains(out, "chmod 600") {
+		t.Fatalf("readable key: want one line refusing it, got %v: %q", err, out)
 	}
 }

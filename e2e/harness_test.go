@@ -296,6 +296,13 @@ func assertComplete(t *testing.T, msgs []mqtttest.Message, n int) []record.Press
 		if p.Seq != uint64(i+1) || p.Epoch != d[0].Epoch {
 			t.Fatalf("record %d is %s: want seq %d of epoch %s, in order", i, p.ID, i+1, d[0].Epoch)
 		}
+		want := ""
+		if i > 0 {
+			want = d[i-1].ChainHash()
+		}
+		if p.Prev != want || p.Sig == "" {
+			t.Fatalf("record %s: prev %q, want %q; sig %q", p.ID, p.Prev, want, p.Sig)
+		}
 	}
 	return d
 }

@@ -80,6 +80,10 @@ type Press struct {
 	ClockSynced  bool        `json:"clock_synced"`
 	BootID       string      `json:"boot_id"`
 	UptimeMS     int64       `json:"uptime_ms"`
+	// Prev is the [Press.ChainHash] of the previous record of the epoch
+	// ("" for seq 1), and Sig the device's signature; see [Press.Canonical].
+	Prev string `json:"prev"`
+	Sig  string `json:"sig,omitempty"`
 }
 
 // PressID builds the record id {device}:{epoch}:{seq}.
@@ -143,6 +147,7 @@ type Status struct {
 	Pending    *int64  `json:"pending,omitempty"`
 	LastSeq    *uint64 `json:"last_seq,omitempty"`
 	OutboxFull *bool   `json:"outbox_full,omitempty"`
+	PubKey     string  `json:"pubkey,omitempty"`
 	At         string  `json:"at,omitempty"`
 }
 

@@ -27,7 +27,7 @@ func fill(t testing.TB, o buffer.Outbox, n int) {
 	t.Helper()
 	payload := []byte(strings.Repeat("x", 400))
 	for i := 0; i < n; i++ {
-		if _, err := o.Append(func(string, uint64) ([]byte, error) { return payload, nil }, nil); err != nil {
+		if _, err := o.Append(func(buffer.Slot) ([]byte, []byte, error) { return payload, nil, nil }, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -53,7 +53,7 @@ func TestDrainInOrderAndTickets(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 100; i++ {
-		if _, err := o.Append(func(_ string, seq uint64) ([]byte, error) { return []byte(fmt.Sprint(seq)), nil }, nil); err != nil {
+		if _, err := o.Append(func(s buffer.Slot) ([]byte, []byte, error) { return []byte(fmt.Sprint(s.Seq)), nil, nil }, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -32,6 +32,7 @@ func commands() []command {
 	return []command{
 		{"run", "run the agent (the default)", cmdRun},
 		{"selftest", "check the wiring: open every pin, press every button, light every LED", cmdSelftest},
+		{"pubkey", "print this terminal's public signing key", cmdPubkey},
 		{"version", "print the version", cmdVersion},
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"github.com/hallrate/hallrate/buffer"
 	"github.com/hallrate/hallrate/config"
 	"github.com/hallrate/hallrate/device"
+	"github.com/hallrate/hallrate/devkey"
+	"github.com/hallrate/hallrate/record"
 	"github.com/hallrate/hallrate/sysclock"
 	"github.com/hallrate/hallrate/uplink"
 )
@@ -45,13 +48,21 @@ func cmdRun(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
+	key, created, err := devkey.LoadOrCreate(cfg.KeyPath())
+	if err != nil {
+		return fmt.Errorf("config: device.key_file: %w", err)
+	}
+	if created {
+		log.Info("made a new device signing key", "path", cfg.KeyPath(),
+			"pubkey", record.EncodePublicKey(key.Public().(ed25519.PublicKey)))
+	}
 	src, fb, cleanup, err := openDevice(cfg, io, log, clock)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
 	a, err := agent.New(agentConfig(cfg, uc), agent.Parts{
-		Outbox: ob, Source: src, Feedback: fb, Clock: clock, Logger: log,
+		Outbox: ob, Source: src, Feedback: fb, Clock: clock, Logger: log, Key: key,
 	})
 	if err != nil {
 		return err
@@ -96,6 +107,11 @@ func uplinkConfig(cfg config.Config) (uplink.Config, error) {
 		Inflight:       m.Inflight,
 		StatusInterval: m.StatusInterval.Duration,
 		Topics:         uplink.CounterTopics(m.TopicPrefix, cfg.Device.Hall, cfg.Device.Counter),
+	}
+	if m.KeyFile != "" {
+		if err := devkey.CheckPrivate(m.KeyFile); err != nil {
+			return uc, fmt.Errorf("config: mqtt.key_file: %w", err)
+		}
 	}
 	if m.PasswordFile != "" {
 		b, err := os.ReadFile(m.PasswordFile)
