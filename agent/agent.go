@@ -50,6 +50,11 @@ type Parts struct {
 	Logger   *slog.Logger
 	// Key signs every record; nil leaves records unsigned.
 	Key ed25519.PrivateKey
+	// Heartbeat, when set, is called from the main loop about four times a
+	// second with the agent's health; a systemd watchdog is fed from it, so
+	// a stuck loop stops the pings as an unhealthy part does. It must return
+	// promptly.
+	Heartbeat func(Health)
 }
 
 // Counters are the agent's event counts, for metrics and tests.
@@ -71,14 +76,19 @@ type Agent struct {
 	binding  *binding.Binding
 	uplink   *uplink.Uplink
 	key      ed25519.PrivateKey
+	beat     func(Health)
+
+	inputRunning atomic.Bool
+	lastReprobe  time.Time // main loop only
 
 	full       atomic.Bool
 	lastFullAt time.Time
 	window     bool
 
-	mu       sync.Mutex
-	counters Counters
-	ticket   *record.TicketRef
+	mu        sync.Mutex
+	counters  Counters
+	ticket    *record.TicketRef
+	outboxErr error
 }
 
 // New restores the binding from the outbox and builds the uplink.
@@ -99,7 +109,7 @@ func New(cfg Config, p Parts) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: cfg, outbox: p.Outbox, source: p.Source, feedback: p.Feedback,
-		clock: p.Clock, log: p.Logger, binding: b, key: p.Key,
+		clock: p.Clock, log: p.Logger, binding: b, beat: p.Heartbeat, key: p.Key,
 		counters: Counters{Presses: map[record.Disposition]int64{}},
 		ticket:   b.Current(),
 	}
@@ -148,17 +158,28 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	presses := make(chan device.Press, 16)
 	srcErr := make(chan error, 1)
-	go func() { srcErr <- a.source.Run(ctx, presses) }()
+	a.inputRunning.Store(true)
+	go func() {
+		err := a.source.Run(ctx, presses)
+		a.inputRunning.Store(false)
+		srcErr <- err
+	}()
 	upDone := make(chan struct{})
 	go func() {
 		defer close(upDone)
 		// Run returns only when ctx is done.
 		_ = a.uplink.Run(ctx)
 	}()
-	defer func() { <-upDone }()
+	// The uplink stops only when ctx is done: cancel before waiting for it,
+	// or a failed input driver would leave Run waiting forever.
+	defer func() {
+		cancel()
+		<-upDone
+	}()
 
 	a.feedback.Online(false)
 	a.updateWindow()
+	a.heartbeat()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -176,6 +197,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.applyTicket(raw)
 		case <-tick.C:
 			a.updateWindow()
+			a.heartbeat()
 		}
 	}
 }
@@ -215,8 +237,10 @@ func (a *Agent) press(p device.Press) {
 		a.counters.WriteFailures++
 		a.mu.Unlock()
 		a.log.Error("press NOT recorded", "button", p.Button, "label", btn.Label, "err", err)
+		a.noteOutbox(err)
 		return
 	}
+	a.noteOutbox(nil)
 	a.binding.Commit(out)
 	a.feedback.Recorded(p.Button)
 	a.uplink.Notify()
@@ -267,6 +291,9 @@ func (a *Agent) applyTicket(raw []byte) {
 			// The in-memory binding stays right; a restart before the next
 			// successful save falls back to the previous ticket state.
 			a.log.Error("ticket state not persisted", "err", err)
+			a.noteOutbox(err)
+		} else {
+			a.noteOutbox(nil)
 		}
 	}
 	a.mu.Lock()

@@ -5,10 +5,14 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 
+	"github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/hallrate/hallrate/agent"
+	"github.com/hallrate/hallrate/agent/watchdog"
 	"github.com/hallrate/hallrate/buffer"
 	"github.com/hallrate/hallrate/config"
 	"github.com/hallrate/hallrate/device"
@@ -61,18 +65,52 @@ func cmdRun(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	defer cleanup()
+	wd := newWatchdog(log)
 	a, err := agent.New(agentConfig(cfg, uc), agent.Parts{
 		Outbox: ob, Source: src, Feedback: fb, Clock: clock, Logger: log, Key: key,
+		Heartbeat: wd.Beat,
 	})
 	if err != nil {
 		return err
 	}
 	log.Info("agent starting", "version", version, "device", cfg.Device.ID, "hall", cfg.Device.Hall,
-		"counter", cfg.Device.Counter, "driver", cfg.Device.Driver, "broker", cfg.MQTT.Broker,
-		"outbox", cfg.Buffer.Path, "epoch", ob.Epoch(), "pending", ob.Len(), "last_seq", ob.LastSeq())
+		"counter", cfg.Device.Counter, "driver", cfg.Device.Driver, "broker", redact(cfg.MQTT.Broker),
+		"outbox", cfg.Buffer.Path, "epoch", ob.Epoch(), "pending", ob.Len(), "last_seq", ob.LastSeq(),
+		"http", cfg.HTTP.Listen)
+	stopHTTP := serveStatus(ctx, cfg.HTTP.Listen, a, log)
 	err = a.Run(ctx)
+	// Nothing to do if systemd is not listening; sdNotify says so itself.
+	_ = sdNotify("STOPPING=1")
+	stopHTTP()
 	log.Info("agent stopped", "pending", ob.Len(), "last_seq", ob.LastSeq())
 	return err
+}
+
+// newWatchdog feeds systemd's watchdog from the agent's heartbeat. Outside
+// systemd (no NOTIFY_SOCKET) its messages go nowhere.
+func newWatchdog(log *slog.Logger) *watchdog.Watchdog {
+	interval, err := daemon.SdWatchdogEnabled(false)
+	if err != nil {
+		log.Warn("systemd watchdog setting unreadable; sending READY only", "err", err)
+	}
+	return watchdog.New(watchdog.Config{Notify: sdNotify, Interval: interval, Logger: log})
+}
+
+func sdNotify(state string) error {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		first, _, _ := strings.Cut(state, "\n")
+		return fmt.Errorf("sd_notify %s: %w", first, err)
+	}
+	return nil
+}
+
+// redact hides a password given in the broker URL's user info.
+func redact(broker string) string {
+	u, err := url.Parse(broker)
+	if err != nil {
+		return "(unparsable broker URL)"
+	}
+	return u.Redacted()
 }
 
 func newLogger(io stdio, level string) *slog.Logger {
