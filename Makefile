@@ -9,6 +9,7 @@ CMDS      := hallrate-agent hallrate-collector
 PREFIX    ?= /usr
 DESTDIR   ?=
 export CGO_ENABLED = 0
+SHELL     := /bin/bash
 
 .DEFAULT_GOAL := help
 
@@ -35,6 +36,11 @@ test-race: ## run the tests with the race detector (needs cgo)
 bench: ## run the benchmarks: press to durable, outbox append, drain to Mosquitto
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./buffer ./agent
 	$(GO) test -run '^$$' -bench Drain -benchtime 5x ./uplink
+
+.PHONY: chaos
+chaos: ## fault injection as root: kill -9, broker crash and freeze, partitions, full disk (a few minutes)
+	HALLRATE_CHAOS=1 HALLRATE_REQUIRE_MOSQUITTO=1 $(GO) test -count=1 -timeout 15m -run 'TestChaos|TestDiskFull|TestCorruptOutbox' -v ./e2e 2>&1 \
+		| grep -v 'msg=press ' | grep -E '^(chaos:|disk full:|--- |ok|FAIL|PASS)|_test.go' ; exit $${PIPESTATUS[0]}
 
 .PHONY: cross
 cross: ## build for linux/arm (GOARM=6 and 7) and linux/arm64 into bin/

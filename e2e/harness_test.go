@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -94,7 +95,15 @@ type agentProc struct {
 
 func startAgent(t *testing.T, configPath string) *agentProc {
 	t.Helper()
-	cmd := exec.Command(agentBin, "run", "--config", configPath)
+	return startAgentIn(t, nil, configPath)
+}
+
+// startAgentIn runs the agent under a command prefix, such as
+// "ip netns exec NS" (which execs it, so the pid is the agent's).
+func startAgentIn(t *testing.T, prefix []string, configPath string) *agentProc {
+	t.Helper()
+	args := append(append([]string(nil), prefix...), agentBin, "run", "--config", configPath)
+	cmd := exec.Command(args[0], args[1:]...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -174,6 +183,27 @@ func (a *agentProc) waitLog(n int, timeout time.Duration, parts ...string) {
 			a.t.Fatalf("agent exited while waiting for %d lines with %q:\n%s", n, parts, a.log())
 		case <-deadline:
 			a.t.Fatalf("timed out waiting for %d log lines with %q (have %d):\n%s", n, parts, a.count(parts...), a.log())
+		}
+	}
+}
+
+// waitOutcomes waits until n presses were either recorded or refused.
+func (a *agentProc) waitOutcomes(n int, timeout time.Duration) {
+	a.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		a.mu.Lock()
+		changed := a.changed
+		a.mu.Unlock()
+		if a.count("msg=press ")+a.count("press NOT recorded") >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-a.done:
+			a.t.Fatalf("agent exited:\n%s", a.log())
+		case <-deadline:
+			a.t.Fatalf("timed out waiting for %d press outcomes:\n%s", n, a.log())
 		}
 	}
 }
@@ -318,4 +348,22 @@ func runAgent(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	out, err := exec.Command(agentBin, args...).CombinedOutput()
 	return string(out), err
+}
+
+// devicePubKey asks the agent for the key that signs its records.
+func devicePubKey(t *testing.T, configPath string) ed25519.PublicKey {
+	t.Helper()
+	out, err := runAgent(t, "pubkey", "--config", configPath)
+	if err != nil {
+		t.Fatalf("pubkey: %v: %s", err, out)
+	}
+	f := strings.Fields(out)
+	if len(f) != 2 {
+		t.Fatalf("pubkey printed %q", out)
+	}
+	pub, err := record.DecodePublicKey(f[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
 }

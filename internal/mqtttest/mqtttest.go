@@ -103,7 +103,29 @@ func StartMosquitto(t testing.TB, extra string) *Mosquitto {
 // StartMosquittoWith starts mosquitto with the given persistence settings.
 func StartMosquittoWith(t testing.TB, persistence, extra string) *Mosquitto {
 	t.Helper()
+	return StartMosquittoOpts(t, MosquittoOptions{Persistence: persistence, Extra: extra})
+}
+
+// MosquittoOptions configures [StartMosquittoOpts].
+type MosquittoOptions struct {
+	Persistence string // [Durable] when empty
+	Extra       string
+	// Hosts are further addresses to listen on, on the same port as
+	// 127.0.0.1: the test's own network namespace hosts.
+	Hosts []string
+}
+
+// StartMosquittoOpts starts mosquitto as o says.
+func StartMosquittoOpts(t testing.TB, o MosquittoOptions) *Mosquitto {
+	t.Helper()
+	if o.Persistence == "" {
+		o.Persistence = Durable
+	}
+	persistence, extra := o.Persistence, o.Extra
 	m := &Mosquitto{t: t, bin: MosquittoPath(t), dir: t.TempDir(), port: FreePort(t)}
+	for _, h := range o.Hosts {
+		extra = fmt.Sprintf("listener %d %s\n", m.port, h) + extra
+	}
 	conf := filepath.Join(m.dir, "mosquitto.conf")
 	if os.Geteuid() == 0 {
 		// Run as root, mosquitto would switch to its own user, which
@@ -123,6 +145,9 @@ func (m *Mosquitto) URL() string { return "tcp://" + m.Addr() }
 
 // Addr implements [Broker].
 func (m *Mosquitto) Addr() string { return fmt.Sprintf("127.0.0.1:%d", m.port) }
+
+// Port returns the port the broker listens on.
+func (m *Mosquitto) Port() int { return m.port }
 
 // Start implements [Broker]; it returns once the port accepts connections.
 func (m *Mosquitto) Start() {
