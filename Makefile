@@ -60,10 +60,38 @@ demo: build ## a hall on this machine: collector with embedded broker and demo t
 	@BIN=$(BIN) ./scripts/demo.sh
 
 .PHONY: install
-install: build ## install binaries and the systemd unit under DESTDIR/PREFIX
+install: build ## install binaries, the systemd unit, sysusers/tmpfiles/udev files and an example agent config under DESTDIR/PREFIX
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/lib/systemd/system
 	install -m 0755 $(BIN)/hallrate-agent $(BIN)/hallrate-collector $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 systemd/hallrate-agent.service $(DESTDIR)/lib/systemd/system/
+	sed 's|/usr/bin/hallrate-agent|$(PREFIX)/bin/hallrate-agent|' systemd/hallrate-agent.service > $(DESTDIR)/lib/systemd/system/hallrate-agent.service
+	install -d $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d $(DESTDIR)$(PREFIX)/lib/udev/rules.d $(DESTDIR)/etc/hallrate
+	install -m 0644 systemd/hallrate-agent.sysusers.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/hallrate-agent.conf
+	install -m 0644 systemd/hallrate-agent.tmpfiles.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/hallrate-agent.conf
+	install -m 0644 systemd/60-hallrate-gpio.rules $(DESTDIR)$(PREFIX)/lib/udev/rules.d/
+	@# A configuration that is there already is never replaced.
+	test -e $(DESTDIR)/etc/hallrate/agent.toml || install -m 0644 packaging/agent.toml $(DESTDIR)/etc/hallrate/agent.toml
+
+# Debian packages of the agent: Debian arch, GOARCH, GOARM. armhf is built
+# for ARMv6 so one package runs on every Pi from the Zero up.
+DEB_TARGETS := amd64:amd64: arm64:arm64: armhf:arm:6
+DEB_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo "$$v" | sed 's/^v//; s/-/+/g' || echo "0.0.0+git$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)")
+NFPM        ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+
+.PHONY: deb
+deb: ## build the agent's .deb packages for amd64, arm64 and armhf (GOARM=6) into dist/
+	@mkdir -p dist && rm -f dist/hallrate-agent_*.deb
+	@for t in $(DEB_TARGETS); do \
+		deb=$${t%%:*}; rest=$${t#*:}; goarch=$${rest%%:*}; goarm=$${rest#*:}; \
+		echo "build hallrate-agent $(DEB_VERSION) for $$deb (GOARCH=$$goarch GOARM=$$goarm)"; \
+		GOOS=linux GOARCH=$$goarch GOARM=$$goarm $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' \
+			-o dist/stage/hallrate-agent ./cmd/hallrate-agent || exit 1; \
+		ARCH=$$deb VERSION='$(DEB_VERSION)' $(NFPM) package --config packaging/nfpm.yaml --packager deb --target dist/ || exit 1; \
+	done
+	@ls -l dist/*.deb
+
+.PHONY: deb-check
+deb-check: deb ## build the .deb packages and check their contents, architecture and scripts
+	packaging/check-deb.sh dist
 
 .PHONY: clean
 clean: ## remove build output

@@ -33,6 +33,8 @@ func commands() []command {
 		{"run", "run the agent (the default)", cmdRun},
 		{"selftest", "check the wiring: open every pin, press every button, light every LED", cmdSelftest},
 		{"pubkey", "print this terminal's public signing key", cmdPubkey},
+		{"provision", "write this terminal's configuration from flags or questions", cmdProvision},
+		{"status", "ask the running agent how it is (broker, outbox, ticket, clock)", cmdStatus},
 		{"version", "print the version", cmdVersion},
 	}
 }

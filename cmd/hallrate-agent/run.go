@@ -104,6 +104,24 @@ func sdNotify(state string) error {
 	return nil
 }
 
+// moveCredentials takes a user name and password written into the broker
+// URL out of it, into the fields paho would have filled from it anyway: the
+// URL is logged, the password never is.
+func moveCredentials(uc *uplink.Config) {
+	u, err := url.Parse(uc.Broker)
+	if err != nil || u.User == nil {
+		return
+	}
+	if uc.Username == "" {
+		uc.Username = u.User.Username()
+	}
+	if p, ok := u.User.Password(); ok && uc.Password == "" {
+		uc.Password = p
+	}
+	u.User = nil
+	uc.Broker = u.String()
+}
+
 // redact hides a password given in the broker URL's user info.
 func redact(broker string) string {
 	u, err := url.Parse(broker)
@@ -158,6 +176,7 @@ func uplinkConfig(cfg config.Config) (uplink.Config, error) {
 		}
 		uc.Password = strings.TrimRight(string(b), "\r\n")
 	}
+	moveCredentials(&uc)
 	scheme, _, _ := strings.Cut(m.Broker, "://")
 	switch scheme {
 	case "ssl", "tls", "mqtts", "wss":
