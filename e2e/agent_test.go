@@ -28,6 +28,14 @@ func brokers() map[string]setup {
 			c := mqtttest.NewCollector()
 			return mqtttest.StartEmbedded(t, c.Add), c
 		},
+		"nats": func(t *testing.T) (mqtttest.Broker, *mqtttest.Collector) {
+			n := mqtttest.StartNATS(t)
+			return n, mqtttest.Subscribe(t, n.URL(), "e2e-subscriber", prefix+"/#")
+		},
+		"rabbitmq": func(t *testing.T) (mqtttest.Broker, *mqtttest.Collector) {
+			r := mqtttest.StartRabbitMQ(t)
+			return r, mqtttest.Subscribe(t, r.URL(), "e2e-subscriber", prefix+"/#")
+		},
 	}
 }
 

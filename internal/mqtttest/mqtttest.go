@@ -60,16 +60,124 @@ func MosquittoPath(t testing.TB) string {
 	return ""
 }
 
+// Process is a broker process owned by a test: started, killed, frozen and
+// started again on the same port. It is killed when the test ends.
+type Process struct {
+	t       testing.TB
+	name    string
+	port    int
+	command func() *exec.Cmd
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
+	log     syncBuffer
+}
+
+// NewProcess returns a stopped broker process that listens for MQTT on
+// 127.0.0.1:port once command's process is up.
+func NewProcess(t testing.TB, name string, port int, command func() *exec.Cmd) *Process {
+	p := &Process{t: t, name: name, port: port, command: command}
+	t.Cleanup(p.Kill)
+	return p
+}
+
+// URL implements [Broker].
+func (p *Process) URL() string { return "tcp://" + p.Addr() }
+
+// Addr implements [Broker].
+func (p *Process) Addr() string { return fmt.Sprintf("127.0.0.1:%d", p.port) }
+
+// Port returns the MQTT port.
+func (p *Process) Port() int { return p.port }
+
+// Start implements [Broker]; it returns once the port accepts connections.
+func (p *Process) Start() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		return
+	}
+	cmd := p.command()
+	cmd.Stdout = &p.log
+	cmd.Stderr = &p.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("start %s: %v", p.name, err)
+	}
+	p.cmd = cmd
+	p.done = make(chan struct{})
+	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(p.done)
+	WaitListening(p.t, p.Addr(), p.done, &p.log)
+}
+
+// Kill implements [Broker] with SIGKILL.
+func (p *Process) Kill() { p.signal(syscall.SIGKILL) }
+
+// Stop ends the broker with SIGTERM, letting it save its state.
+func (p *Process) Stop() { p.signal(syscall.SIGTERM) }
+
+// Freeze stops the broker process with SIGSTOP; Thaw resumes it.
+func (p *Process) Freeze() { p.sig(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen broker.
+func (p *Process) Thaw() { p.sig(syscall.SIGCONT) }
+
+// Log returns what the broker printed.
+func (p *Process) Log() string { return p.log.String() }
+
+// sig signals the broker's process group (some brokers are a script and
+// the runtime it starts).
+func (p *Process) sig(s syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		_ = syscall.Kill(-p.cmd.Process.Pid, s)
+	}
+}
+
+func (p *Process) signal(s syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT)
+	_ = syscall.Kill(-p.cmd.Process.Pid, s)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+	if s != syscall.SIGKILL {
+		// What the group left behind must not hold the port.
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	p.cmd = nil
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's writes and a test's
+// reads at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // Mosquitto is a mosquitto process owned by a test.
 type Mosquitto struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	port int
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  bytes.Buffer
+	*Process
 }
 
 // mosquittoConfig is written deliberately: no cap on queued messages, so a
@@ -121,96 +229,30 @@ func StartMosquittoOpts(t testing.TB, o MosquittoOptions) *Mosquitto {
 	if o.Persistence == "" {
 		o.Persistence = Durable
 	}
-	persistence, extra := o.Persistence, o.Extra
-	m := &Mosquitto{t: t, bin: MosquittoPath(t), dir: t.TempDir(), port: FreePort(t)}
+	bin, dir, port := MosquittoPath(t), t.TempDir(), FreePort(t)
+	extra := o.Extra
 	for _, h := range o.Hosts {
-		extra = fmt.Sprintf("listener %d %s\n", m.port, h) + extra
+		extra = fmt.Sprintf("listener %d %s\n", port, h) + extra
 	}
-	conf := filepath.Join(m.dir, "mosquitto.conf")
 	if os.Geteuid() == 0 {
 		// Run as root, mosquitto would switch to its own user, which
 		// cannot write the test's persistence directory.
 		extra = "user root\n" + extra
 	}
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(mosquittoConfig, m.port, m.dir, persistence, extra)), 0o600); err != nil {
+	conf := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(mosquittoConfig, port, dir, o.Persistence, extra)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	m := &Mosquitto{NewProcess(t, "mosquitto", port, func() *exec.Cmd { return exec.Command(bin, "-c", conf) })}
 	m.Start()
-	t.Cleanup(m.Kill)
 	return m
 }
 
-// URL implements [Broker].
-func (m *Mosquitto) URL() string { return "tcp://" + m.Addr() }
-
-// Addr implements [Broker].
-func (m *Mosquitto) Addr() string { return fmt.Sprintf("127.0.0.1:%d", m.port) }
-
-// Port returns the port the broker listens on.
-func (m *Mosquitto) Port() int { return m.port }
-
-// Start implements [Broker]; it returns once the port accepts connections.
-func (m *Mosquitto) Start() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.cmd != nil {
-		return
-	}
-	cmd := exec.Command(m.bin, "-c", filepath.Join(m.dir, "mosquitto.conf"))
-	cmd.Stdout = &m.log
-	cmd.Stderr = &m.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		m.t.Fatalf("start mosquitto: %v", err)
-	}
-	m.cmd = cmd
-	m.done = make(chan struct{})
-	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(m.done)
-	WaitListening(m.t, m.Addr(), m.done, &m.log)
-}
-
-// Kill implements [Broker] with SIGKILL.
-func (m *Mosquitto) Kill() { m.signal(syscall.SIGKILL) }
-
-// Stop ends the broker with SIGTERM, letting it save its state.
-func (m *Mosquitto) Stop() { m.signal(syscall.SIGTERM) }
-
-// Freeze stops the broker process with SIGSTOP; Thaw resumes it.
-func (m *Mosquitto) Freeze() { m.sig(syscall.SIGSTOP) }
-
-// Thaw resumes a frozen broker.
-func (m *Mosquitto) Thaw() { m.sig(syscall.SIGCONT) }
-
-func (m *Mosquitto) sig(s syscall.Signal) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.cmd != nil {
-		_ = m.cmd.Process.Signal(s)
-	}
-}
-
-func (m *Mosquitto) signal(s syscall.Signal) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.cmd == nil {
-		return
-	}
-	_ = m.cmd.Process.Signal(syscall.SIGCONT)
-	_ = m.cmd.Process.Signal(s)
-	select {
-	case <-m.done:
-	case <-time.After(10 * time.Second):
-		_ = m.cmd.Process.Kill()
-		<-m.done
-	}
-	m.cmd = nil
-}
-
 // WaitListening waits until addr accepts TCP connections, failing the test
-// if exited closes first or 10 seconds pass.
-func WaitListening(t testing.TB, addr string, exited <-chan struct{}, log *bytes.Buffer) {
+// if exited closes first or a minute passes (RabbitMQ takes its time).
+func WaitListening(t testing.TB, addr string, exited <-chan struct{}, log fmt.Stringer) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
@@ -223,7 +265,7 @@ func WaitListening(t testing.TB, addr string, exited <-chan struct{}, log *bytes
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	t.Fatalf("broker not listening on %s after 10s", addr)
+	t.Fatalf("broker not listening on %s after a minute: %s", addr, log)
 }
 
 // Embedded is the mochi-mqtt broker run in the test process. Every message
