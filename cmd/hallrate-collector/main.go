@@ -1,6 +1,7 @@
 // Command hallrate-collector is the hall side of hallrate: it receives the
-// rating terminals' records from the hall broker, keeps each exactly once and
-// audits them for loss.
+// rating terminals' records from the hall broker, keeps each exactly once,
+// audits them for loss, joins ratings with the e-supervision system's cases
+// and hands that system one evaluation per case.
 package main
 
 import (
@@ -34,6 +35,8 @@ type stdio struct {
 func commands() []command {
 	return []command{
 		{"run", "run the collector (the default)", cmdRun},
+		{"cases", "cases import FILE.csv: add cases (办件) from a CSV file", cmdCases},
+		{"report", "print a month's satisfaction report per staff and counter", cmdReport},
 		{"version", "print the version", cmdVersion},
 	}
 }

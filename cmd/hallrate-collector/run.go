@@ -2,29 +2,37 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hallrate/hallrate/hall/broker"
+	"github.com/hallrate/hallrate/hall/calendar"
 	"github.com/hallrate/hallrate/hall/config"
 	"github.com/hallrate/hallrate/hall/demo"
+	"github.com/hallrate/hallrate/hall/esup"
 	"github.com/hallrate/hallrate/hall/ingest"
 	"github.com/hallrate/hallrate/hall/link"
-	"github.com/hallrate/hallrate/record"
+	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/hall/web"
 )
 
 func cmdRun(ctx context.Context, args []string, io stdio) error {
-	fs := flags("run", "Run the collector: receive the terminals' records, keep each once, audit them for loss.", io)
+	fs := flags("run", "Run the collector: receive the terminals' records, keep each once, audit them for loss,\njoin ratings with cases and hand evaluations to the e-supervision system.", io)
 	path := fs.String("config", config.DefaultPath, "configuration file (without -config, a missing default file means defaults)")
 	embedded := fs.String("embedded-broker", "", "run a broker in-process listening on `ADDR` (host:port) and use it (mqtt.embedded_broker)")
 	brokerURL := fs.String("broker", "", "broker `URL`, such as tcp://127.0.0.1:1883 (mqtt.broker)")
-	out := fs.String("out", "", "append stored records to `FILE`, one JSON object a line (store.jsonl)")
+	dsn := fs.String("store", "", "database `DSN`: sqlite:///path/collector.db or postgres://user@host/db (store.dsn)")
+	listen := fs.String("listen", "", "HTTP API, /metrics and /healthz on `ADDR` (host:port; http.listen)")
+	out := fs.String("out", "", "also append stored records to `FILE`, one JSON object a line (store.jsonl)")
 	demoTickets := fs.Bool("demo-tickets", false, "publish demonstration tickets for every counter heard from (demo.tickets)")
 	def := config.Default()
 	serving := fs.Duration("demo-serving", def.Demo.Serving.Duration, "how long a demonstration ticket is served (demo.serving)")
@@ -52,6 +60,12 @@ func cmdRun(ctx context.Context, args []string, io stdio) error {
 	}
 	if set["out"] {
 		cfg.Store.JSONL = *out
+	}
+	if set["store"] {
+		cfg.Store.DSN = *dsn
+	}
+	if set["listen"] {
+		cfg.HTTP.Listen = *listen
 	}
 	if set["demo-tickets"] {
 		cfg.Demo.Tickets = *demoTickets
@@ -93,6 +107,18 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
+// nudger wakes a loop without blocking the caller.
+type nudger chan struct{}
+
+func newNudger() nudger { return make(nudger, 1) }
+
+func (n nudger) nudge() {
+	select {
+	case n <- struct{}{}:
+	default:
+	}
+}
+
 // serve builds the parts of the collector, runs them until ctx is
 // cancelled, and prints the audit on the way out.
 func serve(ctx context.Context, cfg config.Config, io stdio) error {
@@ -110,12 +136,48 @@ func serve(ctx context.Context, cfg config.Config, io stdio) error {
 	if err != nil {
 		return err
 	}
-
-	sink, closeSink, err := openSink(cfg.Store.JSONL, log)
+	token, err := readToken(cfg.HTTP.TokenFile)
 	if err != nil {
 		return err
 	}
-	defer closeSink()
+	cal, err := loadCalendar(cfg.Followup.Calendar)
+	if err != nil {
+		return err
+	}
+	listener, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http.listen: %w", err)
+	}
+	defer listener.Close()
+
+	db, err := store.Open(ctx, cfg.Store.DSN, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+	if n, err := db.ReleaseLeases(ctx, clientID); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("evaluations this collector was sending before it stopped are queued again", "count", n)
+	}
+
+	var export ingest.Sink
+	if cfg.Store.JSONL != "" {
+		j, err := openExport(cfg.Store.JSONL, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := j.Close(); err != nil {
+				log.Error("close records file", "err", err)
+			}
+		}()
+		export = j
+	}
 
 	brokerURL := cfg.MQTT.Broker
 	if cfg.MQTT.EmbeddedBroker != "" {
@@ -132,26 +194,51 @@ func serve(ctx context.Context, cfg config.Config, io stdio) error {
 		log.Info("embedded broker listening", "addr", b.Addr())
 	}
 
+	joinNudge, deliverNudge, alertNudge := newNudger(), newNudger(), newNudger()
 	var tickets *demo.Runner
 	hear := func(hall, counter string) {}
 	in, err := ingest.New(ingest.Config{
-		Prefix: cfg.MQTT.TopicPrefix,
-		Sink:   sink,
-		Logger: log,
-		OnRating: func(p record.Press) {
-			fmt.Fprintln(out, ingest.Describe(p))
-			hear(p.Hall, p.Counter)
+		Prefix:   cfg.MQTT.TopicPrefix,
+		Store:    db,
+		Export:   export,
+		Location: loc,
+		DueDate: func(pressed time.Time) string {
+			return cal.AddWorkingDays(pressed, cfg.Followup.WorkingDays).Format(time.DateOnly)
 		},
-		OnStatus: func(t ingest.Topic, _ record.Status) { hear(t.Hall, t.Counter) },
-		OnEvent: func(e ingest.Event) {
+		Logger: log,
+		OnRating: func(r store.Rating) {
+			fmt.Fprintln(out, ingest.Describe(r.Press))
+			hear(r.Hall, r.Counter)
+		},
+		OnStatus: func(st store.StatusUpdate) { hear(st.Hall, st.Counter) },
+		OnEvent: func(e store.GapEvent) {
 			fmt.Fprintf(out, "%s: %s epoch %s seq %s\n", e.Kind, e.Device, e.Epoch, e.Seqs)
+		},
+		OnStored: func() {
+			joinNudge.nudge()
+			alertNudge.nudge()
 		},
 	})
 	if err != nil {
 		return err
 	}
-	if s := in.Stats(); s.Restored > 0 || s.Corrupt > 0 {
-		log.Info("stored records read back", "records", s.Restored, "corrupt_lines", s.Corrupt, "file", cfg.Store.JSONL)
+	joiner := esup.NewJoiner(esup.JoinConfig{
+		Store: db, Location: loc, AreaCode: cfg.Hall.AreaCode, PF: cfg.ESup.PF,
+		MatchWindow: cfg.ESup.MatchWindow.Duration, Sink: cfg.ESup.Sink, Logger: log,
+		OnEvaluation: func(store.Evaluation) { deliverNudge.nudge() },
+	})
+	var deliverer *esup.Deliverer
+	if cfg.ESup.Sink == esup.SinkHTTP {
+		if cfg.ESup.URL == "" {
+			log.Warn("esup.sink is http but esup.url is empty: evaluations are kept in the queue until a url is set")
+		} else {
+			deliverer = esup.NewDeliverer(esup.DeliverConfig{
+				Store: db, Owner: clientID, Lease: cfg.ESup.Lease.Duration,
+				Sink: &esup.HTTPSink{URL: cfg.ESup.URL, Wrap: cfg.ESup.Wrap, OKField: cfg.ESup.OKField, OKValue: cfg.ESup.OKValue,
+					Client: &http.Client{Timeout: cfg.ESup.Timeout.Duration}},
+				MinBackoff: cfg.ESup.RetryMin.Duration, MaxBackoff: cfg.ESup.RetryMax.Duration, Logger: log,
+			})
+		}
 	}
 
 	l := link.New(link.Config{
@@ -160,6 +247,7 @@ func serve(ctx context.Context, cfg config.Config, io stdio) error {
 		Filters: filters(cfg),
 		Logger:  log,
 	})
+	alerter := &esup.Alerter{Store: db, Publisher: l, Prefix: cfg.MQTT.TopicPrefix, Logger: log, Now: time.Now}
 	if cfg.Demo.Tickets {
 		tickets = demo.New(demo.Config{
 			Prefix:    cfg.MQTT.TopicPrefix,
@@ -170,21 +258,80 @@ func serve(ctx context.Context, cfg config.Config, io stdio) error {
 		})
 		hear = tickets.Hear
 	}
+	counters := []web.Counter{
+		{Name: "records_stored_total", Help: "Press records newly stored by this collector.", Value: func() int64 { return in.Stats().Stored }},
+		{Name: "records_duplicate_total", Help: "Press records delivered again and not stored again.", Value: func() int64 { return in.Stats().Duplicates }},
+		{Name: "messages_malformed_total", Help: "Messages that could not be decoded.", Value: func() int64 { return in.Stats().Malformed }},
+		{Name: "statuses_total", Help: "Status messages received.", Value: func() int64 { return in.Stats().Statuses }},
+		{Name: "seq_gaps_total", Help: "Seq gaps opened.", Value: func() int64 { return in.Stats().Gaps }},
+		{Name: "followups_opened_total", Help: "Follow-ups of bad ratings opened.", Value: func() int64 { return in.Stats().Followups }},
+		{Name: "alerts_published_total", Help: "Bad rating alerts published.", Value: alerter.Sent},
+		{Name: "evaluations_made_total", Help: "Evaluations made by joins of this collector.", Value: func() int64 { return joiner.Stats().Joined }},
+		{Name: "ratings_duplicate_case_total", Help: "Counted ratings flagged duplicate_case.", Value: func() int64 { return joiner.Stats().Duplicates }},
+		{Name: "ratings_unmatched_total", Help: "Counted ratings marked unmatched.", Value: func() int64 { return joiner.Stats().Unmatched }},
+	}
+	if deliverer != nil {
+		counters = append(counters,
+			web.Counter{Name: "deliveries_total", Help: "Delivery attempts.", Value: func() int64 { return deliverer.Stats().Attempts }},
+			web.Counter{Name: "deliveries_delivered_total", Help: "Evaluations delivered.", Value: func() int64 { return deliverer.Stats().Delivered }},
+			web.Counter{Name: "deliveries_rejected_total", Help: "Evaluations rejected.", Value: func() int64 { return deliverer.Stats().Rejected }},
+			web.Counter{Name: "deliveries_retried_total", Help: "Attempts to be retried.", Value: func() int64 { return deliverer.Stats().Retried }},
+		)
+	}
+	points := [5]float64(cfg.Report.Points)
+	api := web.New(web.Config{
+		Store: db, Hall: cfg.Hall.ID, Location: loc, Token: token, Points: points, Logger: log,
+		Registry: web.NewRegistry(db, time.Now, log, counters),
+		Missing: func() []string {
+			if !l.Ready() {
+				return []string{"mqtt: not connected and subscribed to " + strings.Join(filters(cfg), ", ")}
+			}
+			return nil
+		},
+		CasesAdded:       joinNudge.nudge,
+		EvaluationQueued: deliverNudge.nudge,
+	})
 
 	log.Info("collector starting", "version", version, "hall", cfg.Hall.ID, "broker", brokerURL,
-		"client_id", clientID, "records", cfg.Store.JSONL, "demo_tickets", cfg.Demo.Tickets)
-	err = runParts(ctx, l, in, tickets, out, cfg.Log.SummaryInterval.Duration)
-	if perr := in.Audit().Print(out, in.Stats()); perr != nil {
-		log.Warn("print audit", "err", perr)
+		"client_id", clientID, "store", db.Kind, "http", listener.Addr().String(), "esup_sink", cfg.ESup.Sink,
+		"records", cfg.Store.JSONL, "demo_tickets", cfg.Demo.Tickets)
+	p := parts{link: l, in: in, tickets: tickets, joiner: joiner, deliverer: deliverer, alerter: alerter, api: api,
+		listener: listener, db: db, out: out, every: cfg.Log.SummaryInterval.Duration, log: log,
+		joinNudge: joinNudge, deliverNudge: deliverNudge, alertNudge: alertNudge}
+	err = p.run(ctx)
+	a, aerr := db.Audit(context.WithoutCancel(ctx))
+	if aerr == nil {
+		aerr = ingest.PrintAudit(out, a, in.Stats())
+	}
+	if aerr != nil {
+		log.Warn("print audit", "err", aerr)
 	}
 	log.Info("collector stopped", "stored", in.Stats().Stored)
 	return err
 }
 
-// runParts runs the link, the demonstration and the periodic audit. On
-// cancellation the demonstration stops first, so that its last tickets
-// still go out over the link.
-func runParts(ctx context.Context, l *link.Link, in *ingest.Ingester, tickets *demo.Runner, out io.Writer, every time.Duration) error {
+// parts are the running pieces of the collector.
+type parts struct {
+	link                                *link.Link
+	in                                  *ingest.Ingester
+	tickets                             *demo.Runner
+	joiner                              *esup.Joiner
+	deliverer                           *esup.Deliverer
+	alerter                             *esup.Alerter
+	api                                 *web.Server
+	listener                            net.Listener
+	db                                  *store.DB
+	out                                 io.Writer
+	every                               time.Duration
+	log                                 *slog.Logger
+	joinNudge, deliverNudge, alertNudge nudger
+}
+
+// run runs the link, the join, the delivery, the alerts, the API, the
+// demonstration and the periodic audit. On cancellation everything else
+// stops first, so that the last tickets and alerts still go out over the
+// link.
+func (p *parts) run(ctx context.Context) error {
 	linkCtx, stopLink := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLink()
 	partsCtx, stopParts := context.WithCancel(ctx)
@@ -192,14 +339,21 @@ func runParts(ctx context.Context, l *link.Link, in *ingest.Ingester, tickets *d
 
 	linkDone := make(chan error, 1)
 	go func() {
-		linkDone <- l.Run(linkCtx, func(msgs []link.Message) error { return in.Handle(toIngest(msgs)) })
+		linkDone <- p.link.Run(linkCtx, func(msgs []link.Message) error { return p.in.Handle(context.WithoutCancel(linkCtx), toIngest(msgs)) })
 	}()
 
 	var wg sync.WaitGroup
-	if tickets != nil {
-		wg.Go(func() { tickets.Run(partsCtx) })
+	if p.tickets != nil {
+		wg.Go(func() { p.tickets.Run(partsCtx) })
 	}
-	wg.Go(func() { printAudits(partsCtx, in, out, every) })
+	wg.Go(func() { p.joiner.Run(partsCtx, p.joinNudge, 2*time.Second) })
+	if p.deliverer != nil {
+		wg.Go(func() { p.deliverer.Run(partsCtx, p.deliverNudge, time.Second) })
+	}
+	wg.Go(func() { p.alerter.Run(partsCtx, p.alertNudge, 5*time.Second) })
+	apiDone := make(chan error, 1)
+	wg.Go(func() { apiDone <- p.api.Serve(partsCtx, p.listener) })
+	wg.Go(func() { printAudits(partsCtx, p.in, p.db, p.out, p.every, p.log) })
 
 	var err error
 	select {
@@ -209,6 +363,11 @@ func runParts(ctx context.Context, l *link.Link, in *ingest.Ingester, tickets *d
 		stopParts()
 		wg.Wait()
 		return err
+	case err = <-apiDone:
+		stopParts()
+		wg.Wait()
+		stopLink()
+		return errors.Join(err, <-linkDone)
 	}
 	wg.Wait()
 	stopLink()
@@ -224,7 +383,7 @@ func toIngest(msgs []link.Message) []ingest.Message {
 }
 
 // printAudits prints the audit every interval in which records arrived.
-func printAudits(ctx context.Context, in *ingest.Ingester, out io.Writer, every time.Duration) {
+func printAudits(ctx context.Context, in *ingest.Ingester, db *store.DB, out io.Writer, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var last ingest.Stats
@@ -240,7 +399,13 @@ func printAudits(ctx context.Context, in *ingest.Ingester, out io.Writer, every 
 			continue
 		}
 		last = s
-		in.Audit().Print(out, in.Stats())
+		a, err := db.Audit(ctx)
+		if err == nil {
+			err = ingest.PrintAudit(out, a, in.Stats())
+		}
+		if err != nil && ctx.Err() == nil {
+			log.Warn("print audit", "err", err)
+		}
 	}
 }
 
@@ -281,24 +446,41 @@ func readPassword(path string) (string, error) {
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
-func openSink(path string, log *slog.Logger) (ingest.Sink, func(), error) {
-	if path == "" {
-		log.Warn("no records file (store.jsonl or -out): records are kept in memory only")
-		return &ingest.Memory{}, func() {}, nil
-	}
+func openExport(path string, log *slog.Logger) (*ingest.JSONL, error) {
 	j, err := ingest.OpenJSONL(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if j.Repaired > 0 {
-		log.Warn("incomplete last line of the records file cut off; the broker delivers that record again",
-			"file", path, "bytes", j.Repaired)
+		log.Warn("incomplete last line of the records file cut off", "file", path, "bytes", j.Repaired)
 	}
-	return j, func() {
-		if err := j.Close(); err != nil {
-			log.Error("close records file", "err", err)
-		}
-	}, nil
+	return j, nil
+}
+
+func readToken(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("config: http.token_file: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("config: http.token_file: %s is empty", path)
+	}
+	return t, nil
+}
+
+func loadCalendar(path string) (calendar.Calendar, error) {
+	if path == "" {
+		return calendar.Calendar{}, nil
+	}
+	c, err := calendar.Load(path)
+	if err != nil {
+		return calendar.Calendar{}, fmt.Errorf("config: followup.calendar: %w", err)
+	}
+	return c, nil
 }
 
 // brokerLogger keeps the embedded broker's chatter about every client (a

@@ -23,13 +23,30 @@ const DefaultPath = "/etc/hallrate/collector.toml"
 
 // Config is the collector configuration.
 type Config struct {
-	Hall  Hall  `toml:"hall"`
-	MQTT  MQTT  `toml:"mqtt"`
-	Store Store `toml:"store"`
-	HTTP  HTTP  `toml:"http"`
-	ESup  ESup  `toml:"esup"`
-	Demo  Demo  `toml:"demo"`
-	Log   Log   `toml:"log"`
+	Hall     Hall     `toml:"hall"`
+	MQTT     MQTT     `toml:"mqtt"`
+	Store    Store    `toml:"store"`
+	HTTP     HTTP     `toml:"http"`
+	ESup     ESup     `toml:"esup"`
+	Demo     Demo     `toml:"demo"`
+	Log      Log      `toml:"log"`
+	Followup Followup `toml:"followup"`
+	Report   Report   `toml:"report"`
+}
+
+// Followup configures the follow-ups (整改工单) of bad ratings.
+type Followup struct {
+	// WorkingDays is how many working days a follow-up has.
+	WorkingDays int `toml:"working_days"`
+	// Calendar, when set, is a file of holidays and working weekend days
+	// ("2026-10-01 holiday", "2026-10-10 workday"), one a line.
+	Calendar string `toml:"calendar"`
+}
+
+// Report configures the monthly report.
+type Report struct {
+	// Points are the score points of satisfaction levels 1 to 5.
+	Points []float64 `toml:"points"`
 }
 
 // Hall identifies the service hall the collector serves.
@@ -56,21 +73,22 @@ type MQTT struct {
 	PasswordFile string `toml:"password_file"`
 }
 
-// Store is where records are kept. Only JSONL is used so far; DSN is
-// accepted for the store to come.
+// Store is the database.
 type Store struct {
+	// DSN is sqlite:///path/to/file.db or postgres://user@host/db.
 	DSN string `toml:"dsn"`
-	// JSONL, when set, is a file of stored records, one JSON object a line.
+	// JSONL, when set, is a file every newly stored record is also
+	// appended to, one JSON object a line: an export, not the store.
 	JSONL string `toml:"jsonl"`
 }
 
-// HTTP is the dashboard and API listener (not used yet).
+// HTTP is the dashboard, API, metrics and health listener.
 type HTTP struct {
 	Listen    string `toml:"listen"`
 	TokenFile string `toml:"token_file"`
 }
 
-// ESup is the e-supervision export (not used yet).
+// ESup is the e-supervision export.
 type ESup struct {
 	Sink        string   `toml:"sink"`
 	URL         string   `toml:"url"`
@@ -79,6 +97,14 @@ type ESup struct {
 	Wrap        string   `toml:"wrap"`
 	OKField     string   `toml:"ok_field"`
 	OKValue     string   `toml:"ok_value"`
+	// RetryMin and RetryMax bound the backoff between attempts.
+	RetryMin Duration `toml:"retry_min"`
+	RetryMax Duration `toml:"retry_max"`
+	// Timeout bounds one POST.
+	Timeout Duration `toml:"timeout"`
+	// Lease is how long an evaluation being sent is this collector's
+	// alone; a collector that dies leaves it to the others after that.
+	Lease Duration `toml:"lease"`
 }
 
 // Demo configures the demonstration ticket lifecycle, which stands in for
@@ -125,7 +151,11 @@ func Default() Config {
 		},
 		Store: Store{DSN: "sqlite:///var/lib/hallrate/collector.db"},
 		HTTP:  HTTP{Listen: "127.0.0.1:9110"},
-		ESup:  ESup{Sink: "http", MatchWindow: Duration{24 * time.Hour}, PF: "5"},
+		ESup: ESup{Sink: "http", MatchWindow: Duration{24 * time.Hour}, PF: "5",
+			RetryMin: Duration{time.Second}, RetryMax: Duration{5 * time.Minute},
+			Timeout: Duration{30 * time.Second}, Lease: Duration{2 * time.Minute}},
+		Followup: Followup{WorkingDays: 7},
+		Report:   Report{Points: []float64{0, 40, 60, 80, 100}},
 		Demo: Demo{
 			Serving: Duration{20 * time.Second},
 			Done:    Duration{15 * time.Second},
@@ -192,14 +222,54 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		key string
 		v   Duration
-	}{{"demo.serving", c.Demo.Serving}, {"demo.done", c.Demo.Done}, {"demo.idle", c.Demo.Idle}, {"log.summary_interval", c.Log.SummaryInterval}} {
+	}{{"demo.serving", c.Demo.Serving}, {"demo.done", c.Demo.Done}, {"demo.idle", c.Demo.Idle}, {"log.summary_interval", c.Log.SummaryInterval},
+		{"esup.match_window", c.ESup.MatchWindow}, {"esup.retry_min", c.ESup.RetryMin}, {"esup.retry_max", c.ESup.RetryMax},
+		{"esup.timeout", c.ESup.Timeout}, {"esup.lease", c.ESup.Lease}} {
 		if d.v.Duration <= 0 {
 			return fmt.Errorf("config: %s: %s is not positive", d.key, d.v)
 		}
 	}
+	if err := c.validateHall(); err != nil {
+		return err
+	}
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(c.Log.Level)); err != nil {
 		return fmt.Errorf("config: log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	return nil
+}
+
+func (c *Config) validateHall() error {
+	d := c.Store.DSN
+	if !strings.HasPrefix(d, "sqlite://") && !strings.HasPrefix(d, "postgres://") && !strings.HasPrefix(d, "postgresql://") ||
+		d == "sqlite://" {
+		return fmt.Errorf("config: store.dsn: %q is not sqlite:///path or postgres://user@host/db", d)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		return fmt.Errorf("config: http.listen: %q is not host:port", c.HTTP.Listen)
+	}
+	switch c.ESup.Sink {
+	case "http":
+		if c.ESup.URL != "" {
+			if u, err := url.Parse(c.ESup.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("config: esup.url: %q is not an http:// or https:// URL", c.ESup.URL)
+			}
+		}
+	case "table", "none":
+	default:
+		return fmt.Errorf("config: esup.sink: %q is not one of http, table, none", c.ESup.Sink)
+	}
+	if (c.ESup.OKField == "") != (c.ESup.OKValue == "") {
+		return errors.New("config: esup.ok_field: ok_field and ok_value go together")
+	}
+	if c.ESup.RetryMax.Duration < c.ESup.RetryMin.Duration {
+		return fmt.Errorf("config: esup.retry_max: %s is less than retry_min %s", c.ESup.RetryMax, c.ESup.RetryMin)
+	}
+	if c.Followup.WorkingDays < 0 || c.Followup.WorkingDays > 365 {
+		return fmt.Errorf("config: followup.working_days: %d is not in 0..365", c.Followup.WorkingDays)
+	}
+	if len(c.Report.Points) != 5 {
+		return fmt.Errorf("config: report.points: want 5 numbers (levels 1 to 5), have %d", len(c.Report.Points))
 	}
 	return nil
 }

@@ -1,19 +1,22 @@
 // Package ingest decides what the collector keeps. It decodes the
-// terminals' rating and status messages, keeps each press record exactly
-// once however often it is delivered, and audits every device's seqs for
-// loss: a gap in a device's epoch, a gap filled later by a late record, and
-// records a device reports delivered that never arrived.
+// terminals' rating and status messages and hands each delivery from the
+// broker to the store as one batch, in which every press record is kept
+// once however often it is delivered. It opens the follow-up of a counted
+// bad rating in the same batch, so the alert exists as soon as the rating
+// is stored.
 package ingest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/hallrate/hallrate/hall/store"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -23,21 +26,36 @@ type Message struct {
 	Payload []byte
 }
 
+// Saver stores a batch durably; [store.DB] is one.
+type Saver interface {
+	SaveBatch(ctx context.Context, b store.Batch) (store.Saved, error)
+}
+
 // Config configures an [Ingester].
 type Config struct {
 	// Prefix is the topic prefix, such as "hallrate/v1".
 	Prefix string
-	Sink   Sink
-	Logger *slog.Logger
-	Now    func() time.Time
-	// OnRating is told of every newly stored record, in order, after it is
-	// durable. It must return promptly.
-	OnRating func(record.Press)
-	// OnStatus is told of every status message. It must return promptly.
-	OnStatus func(t Topic, s record.Status)
+	Store  Saver
+	// Export, when set, gets every newly stored record as one JSON line.
+	Export Sink
+	// Location is the hall's time zone: service days are its dates.
+	Location *time.Location
+	// DueDate returns the date a follow-up of a bad rating pressed at t is
+	// due, 2006-01-02. Nil opens no follow-ups.
+	DueDate func(pressed time.Time) string
+	Logger  *slog.Logger
+	Now     func() time.Time
+	// OnRating is told of every newly stored record, after it is durable.
+	// It must return promptly.
+	OnRating func(store.Rating)
+	// OnStatus is told of every status message stored. It must return
+	// promptly.
+	OnStatus func(store.StatusUpdate)
 	// OnEvent is told of every finding of the seq audit, after it is
 	// logged. It must return promptly.
-	OnEvent func(Event)
+	OnEvent func(store.GapEvent)
+	// OnStored is called after each batch that stored something new.
+	OnStored func()
 }
 
 // Stats are the ingester's counters.
@@ -47,8 +65,7 @@ type Stats struct {
 	Malformed  int64 // messages that could not be decoded
 	Mismatched int64 // records whose hall or counter differ from their topic
 	Statuses   int64 // status messages received
-	Restored   int64 // records read back from the sink at start
-	Corrupt    int64 // lines of the sink that are not records
+	Followups  int64 // follow-ups of bad ratings opened
 	Gaps       int64 // gaps opened
 	Filled     int64 // seqs received late, inside a gap
 }
@@ -59,17 +76,13 @@ type Ingester struct {
 	cfg Config
 	log *slog.Logger
 
-	mu     sync.Mutex
-	ledger *Ledger
-	stats  Stats
+	stored, duplicates, malformed, mismatched, statuses, followups, gaps, filled atomic.Int64
 }
 
-// New returns an ingester that first reads back what cfg.Sink holds, so
-// that records stored before a restart are not stored again. Lines of the
-// sink that are not records are logged and skipped.
+// New returns an ingester.
 func New(cfg Config) (*Ingester, error) {
-	if cfg.Sink == nil {
-		return nil, errors.New("ingest: no sink")
+	if cfg.Store == nil {
+		return nil, errors.New("ingest: no store")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -77,169 +90,188 @@ func New(cfg Config) (*Ingester, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.OnRating == nil {
-		cfg.OnRating = func(record.Press) {}
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
 	}
-	if cfg.OnStatus == nil {
-		cfg.OnStatus = func(Topic, record.Status) {}
+	if cfg.OnRating == nil {
+		cfg.OnRating = func(store.Rating) {}
 	}
 	if cfg.OnEvent == nil {
-		cfg.OnEvent = func(Event) {}
+		cfg.OnEvent = func(store.GapEvent) {}
 	}
-	in := &Ingester{cfg: cfg, log: cfg.Logger, ledger: NewLedger()}
-	err := cfg.Sink.Each(func(b []byte) error {
-		p, err := record.DecodePress(b)
-		if err != nil {
-			in.stats.Corrupt++
-			in.log.Warn("stored line is not a record; skipped", "line", in.stats.Restored+in.stats.Corrupt, "err", err)
-			return nil
-		}
-		in.stats.Restored++
-		// The findings of a restored history are in the summary, not
-		// reported again one by one.
-		in.ledger.Add(p)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ingest: read back stored records: %w", err)
+	if cfg.OnStatus == nil {
+		cfg.OnStatus = func(store.StatusUpdate) {}
 	}
-	return in, nil
+	if cfg.OnStored == nil {
+		cfg.OnStored = func() {}
+	}
+	return &Ingester{cfg: cfg, log: cfg.Logger}, nil
 }
 
 // Stats returns the counters.
 func (in *Ingester) Stats() Stats {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.stats
+	return Stats{
+		Stored: in.stored.Load(), Duplicates: in.duplicates.Load(), Malformed: in.malformed.Load(),
+		Mismatched: in.mismatched.Load(), Statuses: in.statuses.Load(), Followups: in.followups.Load(),
+		Gaps: in.gaps.Load(), Filled: in.filled.Load(),
+	}
 }
 
-// Audit returns the state of the loss audit.
-func (in *Ingester) Audit() Audit {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.ledger.Audit()
-}
-
-// Seen reports whether the record with this id is stored.
-func (in *Ingester) Seen(id string) bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.ledger.Seen(id)
-}
-
-// step is what one message of a batch does once the batch is stored.
-type step struct {
-	topic  Topic
-	press  *record.Press
-	status *record.Status
-}
-
-// Handle decodes a batch of messages, stores the new records with one
-// Append and then reports them. Messages that cannot be decoded and records
-// already stored are logged and counted, never an error: the caller may
-// acknowledge the whole batch once Handle returns nil. An error means the
-// sink failed and nothing of the batch may be acknowledged.
-func (in *Ingester) Handle(msgs []Message) error {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	var steps []step
-	var payloads [][]byte
-	batch := map[string]bool{}
+// Handle decodes a batch of messages and stores it in one transaction.
+// Messages that cannot be decoded and records already stored are logged and
+// counted, never an error: the caller may acknowledge the whole batch once
+// Handle returns nil. An error means the store failed and nothing of the
+// batch may be acknowledged.
+func (in *Ingester) Handle(ctx context.Context, msgs []Message) error {
+	now := in.cfg.Now()
+	var b store.Batch
+	ratings := 0
 	for _, m := range msgs {
 		t, err := ParseTopic(in.cfg.Prefix, m.Topic)
 		if err != nil {
-			in.malformed(m, err)
+			in.malformedMsg(m, err)
 			continue
 		}
 		switch t.Kind {
 		case "rating":
-			p, compact, err := decodePress(m.Payload)
+			r, err := in.rating(t, m.Payload, now)
 			if err != nil {
-				in.malformed(m, err)
+				in.malformedMsg(m, err)
 				continue
 			}
-			if in.ledger.Seen(p.ID) || batch[p.ID] {
-				in.stats.Duplicates++
-				in.log.Debug("duplicate record", "id", p.ID)
-				continue
-			}
-			batch[p.ID] = true
-			payloads = append(payloads, compact)
-			steps = append(steps, step{topic: t, press: &p})
+			ratings++
+			b.Ratings = append(b.Ratings, r)
 		case "status":
-			s, err := decodeStatus(m.Payload)
+			s, err := DecodeStatus(m.Payload)
 			if err != nil {
-				in.malformed(m, err)
+				in.malformedMsg(m, err)
 				continue
 			}
-			steps = append(steps, step{topic: t, status: &s})
+			b.Statuses = append(b.Statuses, store.StatusUpdate{Hall: t.Hall, Counter: t.Counter, Status: s,
+				Raw: compact(m.Payload), ReceivedMS: now.UnixMilli()})
 		default:
-			in.malformed(m, fmt.Errorf("topic %q: not a rating or status topic", m.Topic))
+			in.malformedMsg(m, fmt.Errorf("topic %q: not a rating or status topic", m.Topic))
 		}
 	}
-	if err := in.cfg.Sink.Append(payloads); err != nil {
-		return fmt.Errorf("ingest: store %d records: %w", len(payloads), err)
+	saved, err := in.cfg.Store.SaveBatch(ctx, b)
+	if err != nil {
+		return fmt.Errorf("ingest: store %d records and %d statuses: %w", len(b.Ratings), len(b.Statuses), err)
 	}
-	for _, s := range steps {
-		if s.press != nil {
-			in.stored(s.topic, *s.press)
-		} else {
-			in.stats.Statuses++
-			in.ledger.SetStatus(s.topic.Hall, s.topic.Counter, *s.status, in.cfg.Now())
-			in.cfg.OnStatus(s.topic, *s.status)
+	in.statuses.Add(int64(len(b.Statuses)))
+	for _, st := range b.Statuses {
+		in.cfg.OnStatus(st)
+	}
+	in.duplicates.Add(int64(ratings - len(saved.New)))
+	if in.cfg.Export != nil && len(saved.New) > 0 {
+		lines := make([][]byte, len(saved.New))
+		for i, r := range saved.New {
+			lines[i] = r.Raw
+		}
+		// The store holds the records; the export is a copy, and a
+		// failing copy must not hold back the broker.
+		if err := in.cfg.Export.Append(lines); err != nil {
+			in.log.Error("export records", "err", err, "records", len(lines))
 		}
 	}
-	return nil
-}
-
-func (in *Ingester) stored(t Topic, p record.Press) {
-	in.stats.Stored++
-	if p.Hall != t.Hall || p.Counter != t.Counter {
-		in.stats.Mismatched++
-		in.log.Warn("record published on another counter's topic", "id", p.ID,
-			"hall", p.Hall, "counter", p.Counter, "topic_hall", t.Hall, "topic_counter", t.Counter)
-	}
-	for _, e := range in.ledger.Add(p) {
+	for _, e := range saved.Events {
 		switch e.Kind {
-		case GapOpened:
-			in.stats.Gaps++
+		case store.GapOpened:
+			in.gaps.Add(1)
 			in.log.Warn("seq gap: records missing", "device", e.Device, "epoch", e.Epoch,
 				"missing", e.Seqs.String(), "count", e.Seqs.Len())
-		case GapFilled:
-			in.stats.Filled++
+		case store.GapFilled:
+			in.filled.Add(1)
 			in.log.Info("seq gap filled by a late record", "device", e.Device, "epoch", e.Epoch, "seq", e.Seqs.From)
 		}
 		in.cfg.OnEvent(e)
 	}
-	in.cfg.OnRating(p)
+	for _, r := range saved.New {
+		in.stored.Add(1)
+		if !r.Verified {
+			in.mismatched.Add(1)
+			in.log.Warn("record published on another counter's topic", "id", r.ID, "hall", r.Hall, "counter", r.Counter)
+		}
+		if r.Followup != nil {
+			in.followups.Add(1)
+		}
+		in.cfg.OnRating(r)
+	}
+	if len(saved.New) > 0 {
+		in.cfg.OnStored()
+	}
+	return nil
 }
 
-// malformed logs a message that cannot be used. A broken publisher could
-// send many: log the first ten, then every hundredth.
-func (in *Ingester) malformed(m Message, err error) {
-	in.stats.Malformed++
-	if n := in.stats.Malformed; n <= 10 || n%100 == 0 {
+// rating decodes a press record published on topic t.
+func (in *Ingester) rating(t Topic, payload []byte, now time.Time) (store.Rating, error) {
+	p, err := record.DecodePress(payload)
+	if err != nil {
+		return store.Rating{}, err
+	}
+	pressed, err := time.Parse(time.RFC3339Nano, p.PressedAt)
+	if err != nil {
+		return store.Rating{}, fmt.Errorf("record: pressed_at: %w", err)
+	}
+	local := pressed.In(in.cfg.Location)
+	r := store.Rating{
+		Press: p, Raw: compact(payload), PressedMS: pressed.UnixMilli(),
+		ServiceDay: local.Format(time.DateOnly),
+		Verified:   p.Hall == t.Hall && p.Counter == t.Counter,
+		StoredMS:   now.UnixMilli(),
+	}
+	if p.Disposition == record.Counted && p.Satisfaction <= 2 && in.cfg.DueDate != nil {
+		r.Followup = in.followup(p, in.cfg.DueDate(local), now)
+	}
+	return r, nil
+}
+
+// Alert is the 差评 alert published on {prefix}/{hall}/alert.
+type Alert struct {
+	V            int    `json:"v"`
+	Kind         string `json:"kind"`
+	RatingID     string `json:"ratingId"`
+	Hall         string `json:"hall"`
+	Counter      string `json:"counter"`
+	Ticket       string `json:"ticket"`
+	ProjectNo    string `json:"projectNo"`
+	Staff        string `json:"staff"`
+	Satisfaction int    `json:"satisfaction"`
+	PressedAt    string `json:"pressed_at"`
+	Due          string `json:"due"`
+}
+
+func (in *Ingester) followup(p record.Press, due string, now time.Time) *store.Followup {
+	a := Alert{V: record.Version, Kind: "bad_rating", RatingID: p.ID, Hall: p.Hall, Counter: p.Counter,
+		Satisfaction: p.Satisfaction, PressedAt: p.PressedAt, Due: due}
+	if p.Ticket != nil {
+		a.Ticket, a.ProjectNo, a.Staff = p.Ticket.ID, p.Ticket.ProjectNo, p.Ticket.Staff
+	}
+	b, _ := json.Marshal(a) // strings and ints only: cannot fail
+	return &store.Followup{Hall: a.Hall, Counter: a.Counter, Ticket: a.Ticket, ProjectNo: a.ProjectNo, Staff: a.Staff,
+		Satisfaction: a.Satisfaction, PressedAt: a.PressedAt, Due: due, CreatedMS: now.UnixMilli(), Alert: b}
+}
+
+// malformedMsg logs a message that cannot be used. A broken publisher
+// could send many: log the first ten, then every hundredth.
+func (in *Ingester) malformedMsg(m Message, err error) {
+	n := in.malformed.Add(1)
+	if n <= 10 || n%100 == 0 {
 		in.log.Warn("malformed message ignored", "topic", m.Topic, "err", err, "malformed_total", n)
 	}
 }
 
-// decodePress checks a press record and returns it with its payload as
-// compact JSON, fit for one line of a file. Fields the collector does not
-// know are kept.
-func decodePress(payload []byte) (record.Press, []byte, error) {
-	p, err := record.DecodePress(payload)
-	if err != nil {
-		return record.Press{}, nil, err
-	}
+// compact returns payload as compact JSON, fit for one line of a file;
+// payload was decoded already, so it is valid JSON.
+func compact(payload []byte) []byte {
 	var b bytes.Buffer
 	if err := json.Compact(&b, payload); err != nil {
-		return record.Press{}, nil, fmt.Errorf("record: %w", err)
+		return bytes.Clone(payload)
 	}
-	return p, b.Bytes(), nil
+	return b.Bytes()
 }
 
-// decodeStatus checks a status message.
-func decodeStatus(payload []byte) (record.Status, error) {
+// DecodeStatus checks a status message.
+func DecodeStatus(payload []byte) (record.Status, error) {
 	var s record.Status
 	if err := json.Unmarshal(payload, &s); err != nil {
 		return record.Status{}, fmt.Errorf("status: not a status message: %w", err)

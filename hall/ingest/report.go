@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/hallrate/hallrate/hall/store"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -41,12 +42,12 @@ func Describe(p record.Press) string {
 		p.Counter, ticket, SatisfactionName(p.Satisfaction), p.Label, p.Disposition, p.ID)
 }
 
-// Print writes the audit for people, one line per device epoch and per
-// device status.
-func (a Audit) Print(w io.Writer, s Stats) error {
+// PrintAudit writes the audit for people, one line per device epoch and
+// per device status.
+func PrintAudit(w io.Writer, a store.Audit, s Stats) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "audit: %d records stored (%d this run, %d read back), %d duplicates dropped, %d malformed messages, %d gaps opened, %d seqs received late\n",
-		a.Stored, s.Stored, s.Restored, s.Duplicates, s.Malformed, s.Gaps, s.Filled)
+	fmt.Fprintf(&b, "audit: %d records stored (%d this run), %d duplicates dropped, %d malformed messages, %d gaps opened, %d seqs received late\n",
+		a.Stored, s.Stored, s.Duplicates, s.Malformed, s.Gaps, s.Filled)
 	for _, st := range a.Streams {
 		fmt.Fprintf(&b, "audit: %s epoch %s: %d records, seq up to %d", st.Device, st.Epoch, st.Received, st.MaxSeq)
 		if len(st.Gaps) > 0 {

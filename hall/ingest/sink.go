@@ -11,9 +11,9 @@ import (
 	"sync"
 )
 
-// Sink keeps stored records. Append returns only when the records are
-// durable; Each reads back everything appended, in order, so a restarted
-// collector knows what it already has.
+// Sink is an export of stored records, such as the JSONL file of --out.
+// Append returns only when the records are durable; Each reads back
+// everything appended, in order.
 type Sink interface {
 	Append(records [][]byte) error
 	Each(fn func(record []byte) error) error
@@ -149,8 +149,7 @@ func (j *JSONL) Close() error {
 	return nil
 }
 
-// Memory is a [Sink] that keeps records in memory, for tests and for a
-// collector run without a records file.
+// Memory is a [Sink] that keeps records in memory, for tests.
 type Memory struct {
 	mu      sync.Mutex
 	records [][]byte

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hallrate/hallrate/hall/config"
+	"github.com/hallrate/hallrate/hall/esup"
+	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/hall/web"
+)
+
+// openStore loads the configuration and opens its store, for the commands
+// that work on the store next to a running collector.
+func openStore(ctx context.Context, path string, explicit bool, dsn string) (config.Config, *store.DB, *time.Location, error) {
+	cfg, err := config.Load(path, !explicit)
+	if err != nil {
+		return cfg, nil, nil, err
+	}
+	if dsn != "" {
+		cfg.Store.DSN = dsn
+		if err := cfg.Validate(); err != nil {
+			return cfg, nil, nil, err
+		}
+	}
+	loc, err := time.LoadLocation(cfg.Hall.Timezone)
+	if err != nil {
+		return cfg, nil, nil, fmt.Errorf("config: hall.timezone: %w", err)
+	}
+	db, err := store.Open(ctx, cfg.Store.DSN, nil)
+	if err != nil {
+		return cfg, nil, nil, err
+	}
+	return cfg, db, loc, nil
+}
+
+func cmdCases(ctx context.Context, args []string, io stdio) error {
+	fs := flags("cases import FILE.csv", "Add cases (办件) from a CSV file whose header names the case fields\n(projectNo, hall, counter, ticket required; taskCode, taskName, deptCode, deptName,\nstaff, staffName, acceptedAt, finishedAt optional). One bad row changes nothing.\nA running collector joins them within seconds.", io)
+	path := fs.String("config", config.DefaultPath, "configuration file")
+	dsn := fs.String("store", "", "database `DSN` instead of store.dsn")
+	if len(args) == 0 || args[0] != "import" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+			fs.Usage()
+			return nil
+		}
+		fmt.Fprintln(io.err, "usage: hallrate-collector cases import [flags] FILE.csv")
+		return errUsage
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(io.err, "usage: hallrate-collector cases import [flags] FILE.csv")
+		return errUsage
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	_, db, loc, err := openStore(ctx, *path, explicit, *dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("cases import: %w", err)
+	}
+	defer f.Close()
+	cs, err := esup.ReadCasesCSV(f, loc, time.Now())
+	if err != nil {
+		var fe *esup.FieldError
+		if errors.As(err, &fe) {
+			return fmt.Errorf("cases import: %s: line %d: %s: %s (nothing imported)", fs.Arg(0), fe.Index, fe.Field, fe.Msg)
+		}
+		return fmt.Errorf("cases import: %s: %w (nothing imported)", fs.Arg(0), err)
+	}
+	if err := db.SaveCases(ctx, cs); err != nil {
+		return err
+	}
+	fmt.Fprintf(io.out, "imported %d cases\n", len(cs))
+	return nil
+}
+
+func cmdReport(ctx context.Context, args []string, io stdio) error {
+	fs := flags("report", "Print a month's satisfaction report per staff member and per counter, worst first.", io)
+	path := fs.String("config", config.DefaultPath, "configuration file")
+	dsn := fs.String("store", "", "database `DSN` instead of store.dsn")
+	month := fs.String("month", "", "the month, `YYYY-MM` (default: this month, hall time)")
+	format := fs.String("format", "csv", "csv or json")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *format != "csv" && *format != "json" {
+		fmt.Fprintf(io.err, "-format: %q is not csv or json\n", *format)
+		return errUsage
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	cfg, db, loc, err := openStore(ctx, *path, explicit, *dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if *month == "" {
+		*month = time.Now().In(loc).Format("2006-01")
+	}
+	rep, err := web.Report(ctx, db, *month, cfg.Hall.ID, loc, [5]float64(cfg.Report.Points))
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		return rep.WriteJSON(io.out)
+	}
+	return rep.WriteCSV(io.out)
+}

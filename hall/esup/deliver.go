@@ -1,0 +1,366 @@
+package esup
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hallrate/hallrate/hall/store"
+)
+
+// Verdict is what an answer of the receiver means for an evaluation.
+type Verdict int
+
+// The verdicts of [HTTPSink.Send].
+const (
+	// Accepted: delivered.
+	Accepted Verdict = iota + 1
+	// Retry: 408, 429, 5xx or a network error; sent again after a backoff.
+	Retry
+	// Refused: any other answer; kept with its body and shown, sent again
+	// only when someone asks.
+	Refused
+)
+
+// Answer is the result of one POST.
+type Answer struct {
+	Verdict Verdict
+	Status  int
+	Body    string
+	Err     error
+}
+
+// HTTPSink POSTs evaluations to the e-supervision system.
+type HTTPSink struct {
+	URL string
+	// Wrap, when set, POSTs {"<Wrap>": evaluation} instead of the bare
+	// evaluation.
+	Wrap string
+	// OKField and OKValue, when set, make a 2xx a delivery only when the
+	// dotted field of the JSON answer equals OKValue.
+	OKField, OKValue string
+	Client           *http.Client
+}
+
+// maxBody bounds the part of an answer read and kept.
+const maxBody = 64 << 10
+
+// Send POSTs one evaluation with its rating id as the Idempotency-Key.
+func (h *HTTPSink) Send(ctx context.Context, e store.Evaluation) Answer {
+	body := e.Payload
+	if h.Wrap != "" {
+		body = append(append([]byte(`{`+jsonString(h.Wrap)+`:`), e.Payload...), '}')
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
+	if err != nil {
+		return Answer{Verdict: Refused, Err: fmt.Errorf("esup: request: %w", err)}
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("Idempotency-Key", e.RatingID)
+	resp, err := h.Client.Do(req)
+	if err != nil {
+		return Answer{Verdict: Retry, Err: fmt.Errorf("esup: post %s: %w", e.RatingID, err)}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	a := Answer{Status: resp.StatusCode, Body: string(b)}
+	switch {
+	case err != nil:
+		a.Verdict, a.Err = Retry, fmt.Errorf("esup: read answer: %w", err)
+	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		a.Verdict, a.Err = Retry, fmt.Errorf("esup: answer %d", resp.StatusCode)
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		a.Verdict, a.Err = Refused, fmt.Errorf("esup: answer %d", resp.StatusCode)
+	default:
+		a.Verdict, a.Err = h.checkOK(b)
+	}
+	return a
+}
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// checkOK applies ok_field and ok_value to a 2xx answer.
+func (h *HTTPSink) checkOK(body []byte) (Verdict, error) {
+	if h.OKField == "" {
+		return Accepted, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return Refused, fmt.Errorf("esup: answer is not JSON, cannot check %s", h.OKField)
+	}
+	for _, k := range strings.Split(h.OKField, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return Refused, fmt.Errorf("esup: answer lacks %s", h.OKField)
+		}
+		if v, ok = m[k]; !ok {
+			return Refused, fmt.Errorf("esup: answer lacks %s", h.OKField)
+		}
+	}
+	if got := fmt.Sprint(v); got != h.OKValue {
+		return Refused, fmt.Errorf("esup: answer %s = %s, want %s", h.OKField, got, h.OKValue)
+	}
+	return Accepted, nil
+}
+
+// Sender sends one evaluation; [HTTPSink] is one.
+type Sender interface {
+	Send(ctx context.Context, e store.Evaluation) Answer
+}
+
+// DeliverConfig configures a [Deliverer].
+type DeliverConfig struct {
+	Store store.Store
+	Sink  Sender
+	// Owner names this collector in the leases of the queue.
+	Owner string
+	// Lease is how long a claimed evaluation is this collector's: longer
+	// than a POST can take.
+	Lease time.Duration
+	// Workers POST at once; Batch are claimed at a time.
+	Workers, Batch int
+	// MinBackoff and MaxBackoff bound the wait before a retry: it doubles
+	// from MinBackoff with each attempt, up to MaxBackoff, with jitter.
+	MinBackoff, MaxBackoff time.Duration
+	Logger                 *slog.Logger
+	Now                    func() time.Time
+	// Jitter returns a number in [0, 1).
+	Jitter func() float64
+}
+
+// Deliverer hands the queued evaluations to the sink. It runs apart from
+// ingest: a slow or failing receiver never holds back the broker.
+type Deliverer struct {
+	cfg                                    DeliverConfig
+	log                                    *slog.Logger
+	delivered, rejected, retried, attempts atomic.Int64
+}
+
+// NewDeliverer returns a deliverer.
+func NewDeliverer(cfg DeliverConfig) *Deliverer {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Jitter == nil {
+		cfg.Jitter = rand.Float64
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 2 * time.Minute
+	}
+	if cfg.Workers < 1 {
+		cfg.Workers = 4
+	}
+	if cfg.Batch < 1 {
+		cfg.Batch = 32
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = time.Second
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = max(5*time.Minute, cfg.MinBackoff)
+	}
+	return &Deliverer{cfg: cfg, log: cfg.Logger}
+}
+
+// DeliverStats are the deliverer's counters.
+type DeliverStats struct {
+	Attempts, Delivered, Rejected, Retried int64
+}
+
+// Stats returns the counters.
+func (d *Deliverer) Stats() DeliverStats {
+	return DeliverStats{d.attempts.Load(), d.delivered.Load(), d.rejected.Load(), d.retried.Load()}
+}
+
+// Backoff returns the wait before attempt n+1 after n failed attempts.
+func (d *Deliverer) Backoff(n int) time.Duration {
+	w := d.cfg.MinBackoff
+	for i := 1; i < n && w < d.cfg.MaxBackoff; i++ {
+		w *= 2
+	}
+	w = min(w, d.cfg.MaxBackoff)
+	// Half fixed, half random: collectors and evaluations that failed
+	// together do not come back together.
+	return w/2 + time.Duration(d.cfg.Jitter()*float64(w/2))
+}
+
+// Once claims the evaluations due now, sends them and records the
+// outcomes. It returns how many it claimed.
+func (d *Deliverer) Once(ctx context.Context) (int, error) {
+	now := d.cfg.Now()
+	es, err := d.cfg.Store.ClaimDue(ctx, d.cfg.Owner, now.UnixMilli(), now.Add(d.cfg.Lease).UnixMilli(), d.cfg.Batch)
+	if err != nil {
+		return 0, fmt.Errorf("esup: claim: %w", err)
+	}
+	work := make(chan store.Evaluation)
+	var wg sync.WaitGroup
+	for range min(d.cfg.Workers, len(es)) {
+		wg.Go(func() {
+			for e := range work {
+				d.deliver(ctx, e)
+			}
+		})
+	}
+	for _, e := range es {
+		work <- e
+	}
+	close(work)
+	wg.Wait()
+	return len(es), nil
+}
+
+func (d *Deliverer) deliver(ctx context.Context, e store.Evaluation) {
+	a := d.cfg.Sink.Send(ctx, e)
+	if ctx.Err() != nil {
+		// Stopping: the lease runs out, or this collector releases it when
+		// it starts again.
+		return
+	}
+	d.attempts.Add(1)
+	now := d.cfg.Now()
+	o := store.Outcome{RatingID: e.RatingID, Owner: d.cfg.Owner, Status: a.Status, Body: a.Body, AtMS: now.UnixMilli()}
+	if a.Err != nil {
+		o.Error = a.Err.Error()
+	}
+	switch a.Verdict {
+	case Accepted:
+		o.State = store.Delivered
+	case Refused:
+		o.State = store.Rejected
+	default:
+		o.State = store.Pending
+		o.NextMS = now.Add(d.Backoff(e.Attempts + 1)).UnixMilli()
+	}
+	if err := d.cfg.Store.RecordOutcome(context.WithoutCancel(ctx), o); err != nil {
+		d.log.Error("record delivery outcome", "rating", e.RatingID, "state", o.State, "err", err)
+		return
+	}
+	switch o.State {
+	case store.Delivered:
+		d.delivered.Add(1)
+		d.log.Debug("evaluation delivered", "rating", e.RatingID, "projectNo", e.ProjectNo)
+	case store.Rejected:
+		d.rejected.Add(1)
+		d.log.Warn("evaluation rejected by the e-supervision system", "rating", e.RatingID,
+			"status", a.Status, "err", o.Error, "body", truncate(a.Body, 200))
+	default:
+		d.retried.Add(1)
+		if n := d.retried.Load(); n <= 10 || n%100 == 0 {
+			d.log.Warn("evaluation not delivered; will retry", "rating", e.RatingID, "attempts", e.Attempts+1,
+				"next", time.UnixMilli(o.NextMS).Format(time.RFC3339), "err", o.Error, "retries_total", n)
+		}
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// Run delivers until ctx ends: at once when nudged, else every poll.
+func (d *Deliverer) Run(ctx context.Context, nudge <-chan struct{}, poll time.Duration) {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	failures := 0
+	for ctx.Err() == nil {
+		n, err := d.Once(ctx)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			failures++
+			if failures <= 3 || failures%100 == 0 {
+				d.log.Error("delivery failed", "err", err, "failures", failures)
+			}
+		}
+		if n > 0 && err == nil {
+			continue // more may be due
+		}
+		select {
+		case <-ctx.Done():
+		case <-nudge:
+		case <-t.C:
+		}
+	}
+}
+
+// Publisher publishes a message with QoS 1.
+type Publisher interface {
+	Publish(ctx context.Context, topic string, payload []byte, retained bool) error
+}
+
+// Alerter publishes the alerts of new follow-ups on {prefix}/{hall}/alert.
+type Alerter struct {
+	Store     store.Store
+	Publisher Publisher
+	Prefix    string
+	Logger    *slog.Logger
+	Now       func() time.Time
+	sent      atomic.Int64
+}
+
+// Sent returns how many alerts were published.
+func (a *Alerter) Sent() int64 { return a.sent.Load() }
+
+// Once publishes the alerts not yet published. An alert whose publishing
+// fails is released for the next round.
+func (a *Alerter) Once(ctx context.Context) error {
+	fs, err := a.Store.ClaimAlerts(ctx, a.Now().UnixMilli(), 100)
+	if err != nil {
+		return fmt.Errorf("esup: alerts: %w", err)
+	}
+	for i, f := range fs {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := a.Publisher.Publish(pctx, a.Prefix+"/"+f.Hall+"/alert", f.Alert, false)
+		cancel()
+		if err != nil {
+			for _, r := range fs[i:] {
+				if rerr := a.Store.ReleaseAlert(context.WithoutCancel(ctx), r.ID); rerr != nil {
+					err = errors.Join(err, rerr)
+				}
+			}
+			return fmt.Errorf("esup: publish alert of %s: %w", f.RatingID, err)
+		}
+		a.sent.Add(1)
+		a.Logger.Info("bad rating alert published", "rating", f.RatingID, "counter", f.Counter,
+			"satisfaction", f.Satisfaction, "due", f.Due)
+	}
+	return nil
+}
+
+// Run publishes alerts when nudged and every poll until ctx ends.
+func (a *Alerter) Run(ctx context.Context, nudge <-chan struct{}, poll time.Duration) {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	failures := 0
+	for ctx.Err() == nil {
+		if err := a.Once(ctx); err != nil && ctx.Err() == nil {
+			failures++
+			if failures <= 3 || failures%100 == 0 {
+				a.Logger.Warn("alerts not published; will retry", "err", err, "failures", failures)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-nudge:
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,188 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// StreamAudit is what was received of one device's epoch.
+type StreamAudit struct {
+	Device   string `json:"device"`
+	Epoch    string `json:"epoch"`
+	Received uint64 `json:"received"`
+	MaxSeq   uint64 `json:"max_seq"`
+	// Gaps are the seqs below MaxSeq not received.
+	Gaps Ranges `json:"gaps"`
+}
+
+// DeviceAudit is a device's last status compared with what was received.
+type DeviceAudit struct {
+	Device     string `json:"device"`
+	Hall       string `json:"hall"`
+	Counter    string `json:"counter"`
+	Online     bool   `json:"online"`
+	Version    string `json:"version,omitempty"`
+	OutboxFull bool   `json:"outbox_full"`
+	StatusAt   string `json:"status_at,omitempty"`
+	// Audited is false while no status carried epoch and last_seq.
+	Audited bool   `json:"audited"`
+	Epoch   string `json:"epoch,omitempty"`
+	LastSeq uint64 `json:"last_seq"`
+	Pending uint64 `json:"pending"`
+	// Missing are the seqs the device reports delivered to the broker (up
+	// to last_seq - pending) that were not received.
+	Missing Ranges `json:"missing"`
+}
+
+// Audit is the state of the loss audit.
+type Audit struct {
+	Stored  int64         `json:"stored"`
+	Streams []StreamAudit `json:"streams"`
+	Devices []DeviceAudit `json:"devices"`
+}
+
+// Audit computes the loss audit from the stored records and the devices'
+// last statuses.
+func (s *DB) Audit(ctx context.Context) (Audit, error) {
+	var a Audit
+	rows, err := s.db.QueryContext(ctx, `SELECT device, epoch, received, max_seq FROM device_epoch ORDER BY device, epoch`)
+	if err != nil {
+		return a, fmt.Errorf("store: audit: %w", err)
+	}
+	for rows.Next() {
+		var st StreamAudit
+		var rec, top int64
+		if err := rows.Scan(&st.Device, &st.Epoch, &rec, &top); err != nil {
+			rows.Close()
+			return a, fmt.Errorf("store: audit: %w", err)
+		}
+		st.Received, st.MaxSeq = uint64(rec), uint64(top)
+		a.Stored += rec
+		a.Streams = append(a.Streams, st)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return a, fmt.Errorf("store: audit: %w", err)
+	}
+	byKey := map[[2]string]*StreamAudit{}
+	for i := range a.Streams {
+		st := &a.Streams[i]
+		byKey[[2]string{st.Device, st.Epoch}] = st
+		if st.Received < st.MaxSeq {
+			if st.Gaps, err = s.gaps(ctx, st.Device, st.Epoch); err != nil {
+				return a, err
+			}
+		}
+	}
+	rows, err = s.db.QueryContext(ctx, `SELECT device, hall, counter, online, version, outbox_full, status_at, epoch,
+		last_seq, pending FROM device ORDER BY device`)
+	if err != nil {
+		return a, fmt.Errorf("store: audit devices: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d DeviceAudit
+		var online, full int
+		var lastSeq, pending sql.NullInt64
+		if err := rows.Scan(&d.Device, &d.Hall, &d.Counter, &online, &d.Version, &full, &d.StatusAt, &d.Epoch,
+			&lastSeq, &pending); err != nil {
+			return a, fmt.Errorf("store: audit devices: %w", err)
+		}
+		d.Online, d.OutboxFull = online == 1, full == 1
+		if d.Epoch != "" && lastSeq.Valid {
+			d.Audited, d.LastSeq = true, uint64(lastSeq.Int64)
+			if pending.Int64 > 0 {
+				d.Pending = min(uint64(pending.Int64), d.LastSeq)
+			}
+			delivered := d.LastSeq - d.Pending
+			st := byKey[[2]string{d.Device, d.Epoch}]
+			if st == nil {
+				st = &StreamAudit{}
+			}
+			d.Missing = st.Gaps.upTo(delivered)
+			if delivered > st.MaxSeq {
+				d.Missing = append(d.Missing, Range{st.MaxSeq + 1, delivered})
+			}
+		}
+		a.Devices = append(a.Devices, d)
+	}
+	if err := rows.Err(); err != nil {
+		return a, fmt.Errorf("store: audit devices: %w", err)
+	}
+	return a, nil
+}
+
+// gaps returns the seqs of an epoch below its highest that were not
+// received.
+func (s *DB) gaps(ctx context.Context, device, epoch string) (Ranges, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT seq FROM rating WHERE device = ? AND epoch = ? ORDER BY seq`), device, epoch)
+	if err != nil {
+		return nil, fmt.Errorf("store: gaps of %s/%s: %w", device, epoch, err)
+	}
+	defer rows.Close()
+	var gaps Ranges
+	var prev uint64
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return nil, fmt.Errorf("store: gaps of %s/%s: %w", device, epoch, err)
+		}
+		if uint64(seq) > prev+1 {
+			gaps = append(gaps, Range{prev + 1, uint64(seq) - 1})
+		}
+		prev = uint64(seq)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: gaps of %s/%s: %w", device, epoch, err)
+	}
+	return gaps, nil
+}
+
+// ReportRow is one rating as a monthly report counts it.
+type ReportRow struct {
+	Counter      string
+	Staff        string
+	Satisfaction int
+	Disposition  string
+	JoinState    string
+}
+
+// ReportRows returns the ratings pressed in [fromMS, toMS), with the staff
+// of their case when they have one and of their ticket otherwise.
+func (s *DB) ReportRows(ctx context.Context, fromMS, toMS int64) ([]ReportRow, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT r.counter, COALESCE(NULLIF(c.staff, ''), r.staff), r.satisfaction,
+			r.disposition, r.join_state
+		FROM rating r LEFT JOIN hcase c ON c.project_no = r.case_no AND r.case_no <> ''
+		WHERE r.pressed_ms >= ? AND r.pressed_ms < ?`), fromMS, toMS)
+	if err != nil {
+		return nil, fmt.Errorf("store: report rows: %w", err)
+	}
+	defer rows.Close()
+	var out []ReportRow
+	for rows.Next() {
+		var r ReportRow
+		if err := rows.Scan(&r.Counter, &r.Staff, &r.Satisfaction, &r.Disposition, &r.JoinState); err != nil {
+			return nil, fmt.Errorf("store: report rows: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: report rows: %w", err)
+	}
+	return out, nil
+}
+
+// TakeEvaluations marks table rows taken, as the e-supervision side does
+// with UPDATE esup_evaluation SET taken_at = ... It is for tests and tools.
+func (s *DB) TakeEvaluations(ctx context.Context, takenAt string) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.d.q(`UPDATE esup_evaluation SET taken_at = ? WHERE state = 'table' AND taken_at IS NULL`), takenAt)
+	if err != nil {
+		return 0, fmt.Errorf("store: take evaluations: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store: take evaluations: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,349 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/hallrate/hallrate/record"
+)
+
+// Join states of a counted rating.
+const (
+	// Waiting: no case yet; joined when one arrives within the match window.
+	Waiting = "waiting"
+	// Joined: the rating has its case and its evaluation.
+	Joined = "joined"
+	// Unmatched: no case arrived within the match window; never exported.
+	Unmatched = "unmatched"
+	// DuplicateCase: the case already had its evaluation; kept and flagged.
+	DuplicateCase = "duplicate_case"
+)
+
+// Rating is a press record as the collector stores it.
+type Rating struct {
+	record.Press
+	// Raw is the record as received, compact JSON.
+	Raw []byte
+	// PressedMS is pressed_at in Unix milliseconds.
+	PressedMS int64
+	// ServiceDay is the hall-local date of pressed_at, 2006-01-02.
+	ServiceDay string
+	// Verified is false when the record arrived on another counter's topic.
+	Verified bool
+	StoredMS int64
+	// Followup, when set, is opened with the rating (a counted 差评).
+	Followup *Followup
+}
+
+// Ticket returns the ticket id, staff and projectNo of r's ticket.
+func (r Rating) ticket() (id, staff, item, projectNo string) {
+	if r.Ticket == nil {
+		return "", "", "", ""
+	}
+	return r.Ticket.ID, r.Ticket.Staff, r.Ticket.Item, r.Ticket.ProjectNo
+}
+
+// StatusUpdate is a device's status message as received.
+type StatusUpdate struct {
+	Hall, Counter string
+	record.Status
+	Raw        []byte
+	ReceivedMS int64
+}
+
+// Batch is what one delivery from the broker adds, stored in one
+// transaction.
+type Batch struct {
+	Ratings  []Rating
+	Statuses []StatusUpdate
+}
+
+// GapKind says what a [GapEvent] reports.
+type GapKind string
+
+// The findings of the seq audit as records arrive.
+const (
+	GapOpened GapKind = "gap"
+	GapFilled GapKind = "gap filled"
+)
+
+// GapEvent is a finding of the seq audit about newly stored records.
+type GapEvent struct {
+	Kind          GapKind
+	Device, Epoch string
+	Seqs          Range
+}
+
+// Saved is what [DB.SaveBatch] did.
+type Saved struct {
+	// New are the ratings stored by this batch, in seq order per device;
+	// the others were stored before.
+	New    []Rating
+	Events []GapEvent
+}
+
+// maxRows bounds the rows of one multi-row insert.
+const maxRows = 200
+
+const ratingCols = `id, device, hall, counter, epoch, seq, button, label, satisfaction, disposition,
+	ticket, staff, item, project_no, pressed_at, pressed_ms, service_day, clock_synced, verified,
+	stored_ms, join_state, raw`
+
+// SaveBatch stores the batch in one transaction: each rating once, keyed on
+// its id; the per-epoch counts and highest seq; the devices' last status;
+// the follow-ups of new bad ratings. It returns the ratings that were new.
+func (s *DB) SaveBatch(ctx context.Context, b Batch) (Saved, error) {
+	var saved Saved
+	if len(b.Ratings) == 0 && len(b.Statuses) == 0 {
+		return saved, nil
+	}
+	// One row per id, in seq order, so a batch's own duplicates and order
+	// do not matter.
+	rs := slices.Clone(b.Ratings)
+	slices.SortStableFunc(rs, func(x, y Rating) int {
+		return cmp.Or(cmp.Compare(x.Device, y.Device), cmp.Compare(x.Epoch, y.Epoch), cmp.Compare(x.Seq, y.Seq))
+	})
+	rs = slices.CompactFunc(rs, func(x, y Rating) bool { return x.ID == y.ID })
+	err := s.inTx(ctx, "save batch", func(tx *sql.Tx) error {
+		saved = Saved{}
+		isNew := map[string]bool{}
+		for chunk := range slices.Chunk(rs, maxRows) {
+			ids, err := s.insertRatings(ctx, tx, chunk)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				isNew[id] = true
+			}
+		}
+		for _, r := range rs {
+			if isNew[r.ID] {
+				saved.New = append(saved.New, r)
+			}
+		}
+		ev, err := s.addToEpochs(ctx, tx, saved.New)
+		if err != nil {
+			return err
+		}
+		saved.Events = ev
+		if err := s.openFollowups(ctx, tx, saved.New); err != nil {
+			return err
+		}
+		return s.saveStatuses(ctx, tx, b.Statuses)
+	})
+	if err != nil {
+		return Saved{}, err
+	}
+	return saved, nil
+}
+
+func (s *DB) insertRatings(ctx context.Context, tx *sql.Tx, rs []Rating) ([]string, error) {
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	const n = 22
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO rating (" + ratingCols + ") VALUES ")
+	args := make([]any, 0, n*len(rs))
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", n), ",") + ")"
+	for i, r := range rs {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(row)
+		ticket, staff, item, projectNo := r.ticket()
+		join := ""
+		if r.Disposition == record.Counted {
+			join = Waiting
+		}
+		args = append(args, r.ID, r.Device, r.Hall, r.Counter, r.Epoch, int64(r.Seq), r.Button, r.Label,
+			r.Satisfaction, string(r.Disposition), ticket, staff, item, projectNo, r.PressedAt, r.PressedMS,
+			r.ServiceDay, boolInt(r.ClockSynced), boolInt(r.Verified), r.StoredMS, join, string(r.Raw))
+	}
+	sb.WriteString(" ON CONFLICT (id) DO NOTHING RETURNING id")
+	rows, err := tx.QueryContext(ctx, s.d.q(sb.String()), args...)
+	if err != nil {
+		return nil, fmt.Errorf("insert %d ratings: %w", len(rs), err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("insert ratings: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("insert ratings: %w", err)
+	}
+	return ids, nil
+}
+
+// addToEpochs counts the new records into their epochs and reports the
+// gaps they open or fill. The events are for the log; the audit itself is
+// computed from the stored records, so it holds with several collectors.
+func (s *DB) addToEpochs(ctx context.Context, tx *sql.Tx, rs []Rating) ([]GapEvent, error) {
+	var events []GapEvent
+	for i := 0; i < len(rs); {
+		j := i
+		for j < len(rs) && rs[j].Device == rs[i].Device && rs[j].Epoch == rs[i].Epoch {
+			j++
+		}
+		group := rs[i:j]
+		i = j
+		dev, epoch := group[0].Device, group[0].Epoch
+		var maxSeq int64
+		err := tx.QueryRowContext(ctx, s.d.q(`SELECT max_seq FROM device_epoch WHERE device = ? AND epoch = ?`), dev, epoch).Scan(&maxSeq)
+		if err != nil && err != sql.ErrNoRows {
+			return nil, fmt.Errorf("read epoch %s/%s: %w", dev, epoch, err)
+		}
+		top := uint64(maxSeq)
+		for _, r := range group {
+			switch {
+			case r.Seq > top+1:
+				events = append(events, GapEvent{GapOpened, dev, epoch, Range{top + 1, r.Seq - 1}})
+				top = r.Seq
+			case r.Seq == top+1:
+				top = r.Seq
+			default:
+				events = append(events, GapEvent{GapFilled, dev, epoch, Range{r.Seq, r.Seq}})
+			}
+		}
+		last := group[len(group)-1]
+		_, err = tx.ExecContext(ctx, s.d.q(`INSERT INTO device_epoch (device, epoch, received, max_seq, first_ms, last_ms)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (device, epoch) DO UPDATE SET received = device_epoch.received + excluded.received,
+				max_seq = `+s.d.greatest+`(device_epoch.max_seq, excluded.max_seq), last_ms = excluded.last_ms`),
+			dev, epoch, len(group), int64(top), last.StoredMS, last.StoredMS)
+		if err != nil {
+			return nil, fmt.Errorf("count epoch %s/%s: %w", dev, epoch, err)
+		}
+		// A device heard only through its records still has a row.
+		_, err = tx.ExecContext(ctx, s.d.q(`INSERT INTO device (device, hall, counter) VALUES (?, ?, ?)
+			ON CONFLICT (device) DO NOTHING`), dev, last.Hall, last.Counter)
+		if err != nil {
+			return nil, fmt.Errorf("add device %s: %w", dev, err)
+		}
+	}
+	return events, nil
+}
+
+func (s *DB) saveStatuses(ctx context.Context, tx *sql.Tx, sts []StatusUpdate) error {
+	for _, st := range sts {
+		var lastSeq, pending any
+		epoch := ""
+		if st.Epoch != "" && st.LastSeq != nil {
+			epoch, lastSeq = st.Epoch, int64(*st.LastSeq)
+			pending = int64(0)
+			if st.Pending != nil {
+				pending = *st.Pending
+			}
+		}
+		full := st.OutboxFull != nil && *st.OutboxFull
+		// A status without epoch and last_seq (the Last Will) keeps the
+		// last audited ones.
+		_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO device (device, hall, counter, online, version, boot_id, epoch,
+				last_seq, pending, outbox_full, status_at, status_ms, status)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (device) DO UPDATE SET hall = excluded.hall, counter = excluded.counter,
+				online = excluded.online,
+				version = CASE WHEN excluded.version = '' THEN device.version ELSE excluded.version END,
+				boot_id = CASE WHEN excluded.boot_id = '' THEN device.boot_id ELSE excluded.boot_id END,
+				epoch = CASE WHEN excluded.epoch = '' THEN device.epoch ELSE excluded.epoch END,
+				last_seq = COALESCE(excluded.last_seq, device.last_seq),
+				pending = COALESCE(excluded.pending, device.pending),
+				outbox_full = excluded.outbox_full, status_at = excluded.status_at,
+				status_ms = excluded.status_ms, status = excluded.status`),
+			st.Device, st.Hall, st.Counter, boolInt(st.Online), st.Version, st.BootID, epoch,
+			lastSeq, pending, boolInt(full), st.At, st.ReceivedMS, string(st.Raw))
+		if err != nil {
+			return fmt.Errorf("save status of %s: %w", st.Device, err)
+		}
+	}
+	return nil
+}
+
+// RatingFilter selects ratings to list.
+type RatingFilter struct {
+	// JoinState, when set, is one of the join states.
+	JoinState string
+	// Disposition, when set, is a record disposition.
+	Disposition string
+	Limit       int
+}
+
+// StoredRating is a stored rating as listed.
+type StoredRating struct {
+	ID           string `json:"id"`
+	Device       string `json:"device"`
+	Hall         string `json:"hall"`
+	Counter      string `json:"counter"`
+	Seq          int64  `json:"seq"`
+	Satisfaction int    `json:"satisfaction"`
+	Disposition  string `json:"disposition"`
+	Ticket       string `json:"ticket"`
+	Staff        string `json:"staff"`
+	ProjectNo    string `json:"projectNo"`
+	PressedAt    string `json:"pressed_at"`
+	ServiceDay   string `json:"service_day"`
+	JoinState    string `json:"join_state,omitempty"`
+	CaseNo       string `json:"case,omitempty"`
+	StoredMS     int64  `json:"stored_ms"`
+}
+
+// Ratings lists stored ratings, newest first.
+func (s *DB) Ratings(ctx context.Context, f RatingFilter) ([]StoredRating, error) {
+	q := `SELECT id, device, hall, counter, seq, satisfaction, disposition, ticket, staff, project_no,
+		pressed_at, service_day, join_state, case_no, stored_ms FROM rating WHERE 1 = 1`
+	var args []any
+	if f.JoinState != "" {
+		q += ` AND join_state = ?`
+		args = append(args, f.JoinState)
+	}
+	if f.Disposition != "" {
+		q += ` AND disposition = ?`
+		args = append(args, f.Disposition)
+	}
+	q += ` ORDER BY stored_ms DESC, id LIMIT ?`
+	args = append(args, limit(f.Limit))
+	rows, err := s.db.QueryContext(ctx, s.d.q(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list ratings: %w", err)
+	}
+	defer rows.Close()
+	var out []StoredRating
+	for rows.Next() {
+		var r StoredRating
+		if err := rows.Scan(&r.ID, &r.Device, &r.Hall, &r.Counter, &r.Seq, &r.Satisfaction, &r.Disposition,
+			&r.Ticket, &r.Staff, &r.ProjectNo, &r.PressedAt, &r.ServiceDay, &r.JoinState, &r.CaseNo, &r.StoredMS); err != nil {
+			return nil, fmt.Errorf("store: list ratings: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list ratings: %w", err)
+	}
+	return out, nil
+}
+
+// CountRatings returns how many ratings are stored.
+func (s *DB) CountRatings(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM rating`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count ratings: %w", err)
+	}
+	return n, nil
+}
+
+// limit bounds a list: 100 by default, 10,000 at most.
+func limit(n int) int {
+	if n <= 0 {
+		return 100
+	}
+	return min(n, 10000)
+}

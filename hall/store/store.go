@@ -1,0 +1,231 @@
+// Package store keeps what the collector receives and makes: press records,
+// device statuses, cases, evaluations for the e-supervision system and
+// follow-ups of bad ratings. It speaks database/sql to SQLite (the embedded
+// default, pure Go) or PostgreSQL (several collectors side by side), with
+// the same SQL for both and the schema migrated at open.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
+	_ "modernc.org/sqlite"             // SQLite driver "sqlite"
+)
+
+// Errors of the store's methods, to test with errors.Is.
+var (
+	ErrNotFound    = errors.New("store: not found")
+	ErrWrongState  = errors.New("store: not in a state that allows this")
+	ErrUnsupported = errors.New("store: unsupported dsn")
+)
+
+// dialect is what differs between SQLite and PostgreSQL.
+type dialect struct {
+	postgres bool
+	serial   string // an auto-incrementing primary key column
+	greatest string // the two-argument maximum
+	// skipLocked ends a sub-select of queue rows to claim.
+	skipLocked string
+}
+
+var (
+	sqliteDialect   = dialect{serial: "INTEGER PRIMARY KEY AUTOINCREMENT", greatest: "MAX"}
+	postgresDialect = dialect{postgres: true, serial: "BIGSERIAL PRIMARY KEY", greatest: "GREATEST", skipLocked: " FOR UPDATE SKIP LOCKED"}
+)
+
+// q rewrites the ? placeholders of s as $1, $2, ... for PostgreSQL. The SQL
+// of this package has no ? in literals.
+func (d dialect) q(s string) string {
+	if !d.postgres || !strings.Contains(s, "?") {
+		return s
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if r == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// DB is the store on a SQL database.
+type DB struct {
+	db  *sql.DB
+	d   dialect
+	log *slog.Logger
+	// Kind is "sqlite" or "postgres".
+	Kind string
+}
+
+// Open opens the database a dsn names and migrates its schema:
+// "sqlite:///var/lib/hallrate/collector.db" (an absolute path after
+// sqlite://, or a relative one as in sqlite://collector.db) or
+// "postgres://user@host/db" (also "postgresql://").
+func Open(ctx context.Context, dsn string, log *slog.Logger) (*DB, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var (
+		db  *sql.DB
+		d   dialect
+		err error
+	)
+	kind := ""
+	switch {
+	case strings.HasPrefix(dsn, "sqlite://"):
+		kind, d = "sqlite", sqliteDialect
+		db, err = openSQLite(strings.TrimPrefix(dsn, "sqlite://"))
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		kind, d = "postgres", postgresDialect
+		db, err = sql.Open("pgx", dsn)
+		if err == nil {
+			db.SetMaxOpenConns(16)
+			db.SetMaxIdleConns(8)
+		}
+	default:
+		return nil, fmt.Errorf("%w %q: want sqlite:///path or postgres://...", ErrUnsupported, redact(dsn))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", redact(dsn), err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: connect %s: %w", redact(dsn), err)
+	}
+	v, err := migrate(ctx, db, d)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %s: %w", redact(dsn), err)
+	}
+	log.Debug("store open", "kind", kind, "schema_version", v)
+	return &DB{db: db, d: d, log: log, Kind: kind}, nil
+}
+
+func openSQLite(path string) (*sql.DB, error) {
+	if path == "" {
+		return nil, errors.New("empty path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if _, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("directory of the database: %w", err)
+		}
+	}
+	// Every commit is fsynced (synchronous FULL): a message is
+	// acknowledged to the broker only after its commit, so a commit must
+	// survive power loss.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	// One connection: SQLite has one writer anyway, and this way no
+	// transaction waits on a lock held by another connection of ours.
+	db.SetMaxOpenConns(1)
+	db.SetConnMaxIdleTime(0)
+	return db, nil
+}
+
+// redact hides a password in a dsn for messages.
+func redact(dsn string) string {
+	at := strings.LastIndex(dsn, "@")
+	scheme := strings.Index(dsn, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return dsn
+	}
+	userinfo := dsn[scheme+3 : at]
+	if u, _, ok := strings.Cut(userinfo, ":"); ok {
+		return dsn[:scheme+3] + u + ":xxx" + dsn[at:]
+	}
+	return dsn
+}
+
+// Close closes the database.
+func (s *DB) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// Ping checks the database answers.
+func (s *DB) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
+// inTx runs fn in a transaction and commits when it returns nil.
+func (s *DB) inTx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: %s: begin: %w", what, err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: %s: commit: %w", what, err)
+	}
+	return nil
+}
+
+// lockJoins serialises, across collectors on one PostgreSQL database, the
+// transactions that join ratings with cases, so that two collectors never
+// join one case twice or miss a case added while they join. SQLite has one
+// writer and needs nothing.
+func (s *DB) lockJoins(tx *sql.Tx) error {
+	if !s.d.postgres {
+		return nil
+	}
+	if _, err := tx.Exec(`SELECT pg_advisory_xact_lock(726100002)`); err != nil {
+		return fmt.Errorf("lock joins: %w", err)
+	}
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Store is what the collector asks of its database. [DB] is it, on SQLite
+// and on PostgreSQL.
+type Store interface {
+	SaveBatch(ctx context.Context, b Batch) (Saved, error)
+	SaveCases(ctx context.Context, cs []Case) error
+	Join(ctx context.Context, fn func(*JoinTx) error) error
+	ClaimDue(ctx context.Context, owner string, nowMS, leaseUntilMS int64, n int) ([]Evaluation, error)
+	RecordOutcome(ctx context.Context, o Outcome) error
+	RetryEvaluation(ctx context.Context, ratingID string, nowMS int64) error
+	Evaluations(ctx context.Context, state string, n int) ([]Evaluation, error)
+	Backlog(ctx context.Context) (Backlog, error)
+	Ratings(ctx context.Context, f RatingFilter) ([]StoredRating, error)
+	Audit(ctx context.Context) (Audit, error)
+	Followups(ctx context.Context, openOnly bool, n int) ([]Followup, error)
+	CloseFollowup(ctx context.Context, id int64, note string, nowMS int64) (Followup, error)
+	ClaimAlerts(ctx context.Context, nowMS int64, n int) ([]Followup, error)
+	ReleaseAlert(ctx context.Context, id int64) error
+	ReportRows(ctx context.Context, fromMS, toMS int64) ([]ReportRow, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+var _ Store = (*DB)(nil)

@@ -1,0 +1,428 @@
+// Package web is the collector's HTTP side: the JSON API under /api/v1,
+// /healthz and /metrics. Requests that change data need the bearer token
+// when one is configured, and otherwise come from loopback only.
+package web
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hallrate/hallrate/hall/esup"
+	"github.com/hallrate/hallrate/hall/report"
+	"github.com/hallrate/hallrate/hall/store"
+)
+
+// Config configures a [Server].
+type Config struct {
+	Store    store.Store
+	Hall     string
+	Location *time.Location
+	// Token, when set, is the bearer token requests that change data must
+	// carry.
+	Token string
+	// Missing returns what keeps the collector from being healthy, such as
+	// "subscriptions"; empty when healthy.
+	Missing func() []string
+	// Registry is served on /metrics.
+	Registry *prometheus.Registry
+	// CasesAdded is called after cases were stored.
+	CasesAdded func()
+	// EvaluationQueued is called after a rejected evaluation was queued
+	// again.
+	EvaluationQueued func()
+	Points           [5]float64
+	Logger           *slog.Logger
+	Now              func() time.Time
+}
+
+// Server serves the API.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// maxBody bounds a request body: a day's cases of a large hall fit.
+const maxBody = 32 << 20
+
+// New returns the API server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Missing == nil {
+		cfg.Missing = func() []string { return nil }
+	}
+	for _, f := range []*func(){&cfg.CasesAdded, &cfg.EvaluationQueued} {
+		if *f == nil {
+			*f = func() {}
+		}
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	if cfg.Registry != nil {
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	}
+	s.mux.HandleFunc("POST /api/v1/cases", s.change(s.postCases))
+	s.mux.HandleFunc("GET /api/v1/ratings", s.ratings)
+	s.mux.HandleFunc("GET /api/v1/evaluations", s.evaluations)
+	s.mux.HandleFunc("GET /api/v1/evaluations/{ratingId}", s.evaluation)
+	s.mux.HandleFunc("POST /api/v1/evaluations/{ratingId}/retry", s.change(s.retry))
+	s.mux.HandleFunc("GET /api/v1/backlog", s.backlog)
+	s.mux.HandleFunc("GET /api/v1/audit", s.audit)
+	s.mux.HandleFunc("GET /api/v1/followups", s.followups)
+	s.mux.HandleFunc("POST /api/v1/followups/{id}/close", s.change(s.closeFollowup))
+	s.mux.HandleFunc("GET /api/v1/report", s.report)
+	return s
+}
+
+// Handler returns the HTTP handler, for a later dashboard to extend.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Mux returns the router, where the dashboard adds its pages.
+func (s *Server) Mux() *http.ServeMux { return s.mux }
+
+// Serve serves on l until ctx ends.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			return fmt.Errorf("web: shutdown: %w", err)
+		}
+		return nil
+	case err := <-done:
+		return fmt.Errorf("web: serve: %w", err)
+	}
+}
+
+// apiError is the body of every error answer.
+type apiError struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+	Index *int   `json:"index,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client went away: nothing to do
+}
+
+func (s *Server) fail(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, apiError{Error: msg})
+}
+
+func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	s.fail(w, http.StatusInternalServerError, "internal error; see the collector's log")
+}
+
+// change guards a handler that changes data.
+func (s *Server) change(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Token != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="hallrate"`)
+				s.fail(w, http.StatusUnauthorized, "a bearer token is required to change data")
+				return
+			}
+		} else if !fromLoopback(r) {
+			s.fail(w, http.StatusForbidden, "without http.token_file, data can be changed from loopback only")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	var missing []string
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.cfg.Store.Ping(ctx); err != nil {
+		missing = append(missing, "store: "+err.Error())
+	}
+	missing = append(missing, s.cfg.Missing()...)
+	if len(missing) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unhealthy", "missing": missing})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+}
+
+func (s *Server) postCases(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "body: " + err.Error(), Field: "body"})
+		return
+	}
+	cs, err := esup.DecodeCases(body, s.cfg.Location, s.cfg.Now())
+	var fe *esup.FieldError
+	if errors.As(err, &fe) {
+		i := fe.Index
+		writeJSON(w, http.StatusBadRequest, apiError{Error: fe.Error(), Field: fe.Field, Index: &i})
+		return
+	}
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.cfg.Store.SaveCases(r.Context(), cs); err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	s.cfg.CasesAdded()
+	writeJSON(w, http.StatusOK, map[string]any{"stored": len(cs)})
+}
+
+func limitParam(r *http.Request) int {
+	n, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	return n
+}
+
+func (s *Server) ratings(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	rs, err := s.cfg.Store.Ratings(r.Context(), store.RatingFilter{JoinState: q.Get("join_state"),
+		Disposition: q.Get("disposition"), Limit: limitParam(r)})
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ratings": nonNil(rs)})
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// evaluationView is an evaluation with its national payload as JSON.
+type evaluationView struct {
+	store.Evaluation
+	National json.RawMessage `json:"evaluation"`
+}
+
+func view(es []store.Evaluation) []evaluationView {
+	out := make([]evaluationView, len(es))
+	for i, e := range es {
+		out[i] = evaluationView{e, json.RawMessage(e.Payload)}
+	}
+	return out
+}
+
+func (s *Server) evaluations(w http.ResponseWriter, r *http.Request) {
+	es, err := s.cfg.Store.Evaluations(r.Context(), r.URL.Query().Get("state"), limitParam(r))
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"evaluations": view(es)})
+}
+
+func (s *Server) evaluation(w http.ResponseWriter, r *http.Request) {
+	es, ok := s.cfg.Store.(interface {
+		Evaluation(context.Context, string) (store.Evaluation, error)
+	})
+	if !ok {
+		s.fail(w, http.StatusNotImplemented, "not supported by this store")
+		return
+	}
+	e, err := es.Evaluation(r.Context(), r.PathValue("ratingId"))
+	if errors.Is(err, store.ErrNotFound) {
+		s.fail(w, http.StatusNotFound, "no evaluation of rating "+r.PathValue("ratingId"))
+		return
+	}
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view([]store.Evaluation{e})[0])
+}
+
+func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("ratingId")
+	err := s.cfg.Store.RetryEvaluation(r.Context(), id, s.cfg.Now().UnixMilli())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.fail(w, http.StatusNotFound, "no evaluation of rating "+id)
+	case errors.Is(err, store.ErrWrongState):
+		s.fail(w, http.StatusConflict, "evaluation of "+id+" is not rejected: "+err.Error())
+	case err != nil:
+		s.internal(w, r, err)
+	default:
+		s.log.Info("rejected evaluation queued again", "rating", id, "remote", r.RemoteAddr)
+		s.cfg.EvaluationQueued()
+		writeJSON(w, http.StatusAccepted, map[string]any{"ratingId": id, "state": store.Pending})
+	}
+}
+
+// BacklogView is the queue's state as the API shows it.
+type BacklogView struct {
+	store.Backlog
+	OldestUndeliveredAgeSeconds float64 `json:"oldest_undelivered_age_seconds"`
+}
+
+func (s *Server) backlog(w http.ResponseWriter, r *http.Request) {
+	b, err := s.cfg.Store.Backlog(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, BacklogView{b, Age(b, s.cfg.Now())})
+}
+
+// Age returns the age in seconds of the oldest undelivered evaluation.
+func Age(b store.Backlog, now time.Time) float64 {
+	if b.OldestUndeliveredMS == 0 {
+		return 0
+	}
+	return max(0, now.Sub(time.UnixMilli(b.OldestUndeliveredMS)).Seconds())
+}
+
+func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
+	a, err := s.cfg.Store.Audit(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	a.Streams, a.Devices = nonNil(a.Streams), nonNil(a.Devices)
+	writeJSON(w, http.StatusOK, a)
+}
+
+// FollowupView is a follow-up with its state: open, overdue or closed.
+type FollowupView struct {
+	store.Followup
+	State string `json:"state"`
+}
+
+func (s *Server) followups(w http.ResponseWriter, r *http.Request) {
+	want := r.URL.Query().Get("state")
+	switch want {
+	case "", "open", "overdue", "closed":
+	default:
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "state: not one of open, overdue, closed", Field: "state"})
+		return
+	}
+	fs, err := s.cfg.Store.Followups(r.Context(), want == "open" || want == "overdue", limitParam(r))
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	today := s.cfg.Now().In(s.cfg.Location).Format(time.DateOnly)
+	out := []FollowupView{}
+	for _, f := range fs {
+		st := "open"
+		switch {
+		case f.ClosedMS != nil:
+			st = "closed"
+		case f.Due < today:
+			st = "overdue"
+		}
+		// "open" lists every open one, overdue or not.
+		if want == "" || want == st || want == "open" && st == "overdue" {
+			out = append(out, FollowupView{f, st})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"followups": out})
+}
+
+func (s *Server) closeFollowup(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "id: not a number", Field: "id"})
+		return
+	}
+	var body struct {
+		Note string `json:"note"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&body); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "body: want {\"note\": \"...\"}", Field: "body"})
+		return
+	}
+	if strings.TrimSpace(body.Note) == "" {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "note: required", Field: "note"})
+		return
+	}
+	f, err := s.cfg.Store.CloseFollowup(r.Context(), id, body.Note, s.cfg.Now().UnixMilli())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.fail(w, http.StatusNotFound, "no follow-up "+r.PathValue("id"))
+	case errors.Is(err, store.ErrWrongState):
+		s.fail(w, http.StatusConflict, "follow-up "+r.PathValue("id")+" is closed already")
+	case err != nil:
+		s.internal(w, r, err)
+	default:
+		writeJSON(w, http.StatusOK, FollowupView{f, "closed"})
+	}
+}
+
+func (s *Server) report(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	month := q.Get("month")
+	if month == "" {
+		month = s.cfg.Now().In(s.cfg.Location).Format("2006-01")
+	}
+	rep, err := Report(r.Context(), s.cfg.Store, month, s.cfg.Hall, s.cfg.Location, s.cfg.Points)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error(), Field: "month"})
+		return
+	}
+	switch q.Get("format") {
+	case "csv":
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		if err := rep.WriteCSV(w); err != nil {
+			s.log.Warn("write report", "err", err)
+		}
+	case "", "json":
+		writeJSON(w, http.StatusOK, rep)
+	default:
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "format: not one of csv, json", Field: "format"})
+	}
+}
+
+// Report makes the report of a month from the store.
+func Report(ctx context.Context, st store.Store, month, hall string, loc *time.Location, points [5]float64) (report.Report, error) {
+	from, to, err := report.Month(month, loc)
+	if err != nil {
+		return report.Report{}, err
+	}
+	rows, err := st.ReportRows(ctx, from.UnixMilli(), to.UnixMilli())
+	if err != nil {
+		return report.Report{}, err
+	}
+	return report.Make(month, hall, rows, points), nil
+}
