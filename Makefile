@@ -33,9 +33,13 @@ test-race: ## run the tests with the race detector (needs cgo)
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 
 .PHONY: bench
-bench: ## run the benchmarks: press to durable, outbox append, drain to Mosquitto
-	$(GO) test -run '^$$' -bench . -benchtime 2000x ./buffer ./agent
-	$(GO) test -run '^$$' -bench Drain -benchtime 5x ./uplink
+bench: ## measure: press to durable next to the fsync floor, press to broker, backlog drain, idle process
+	$(GO) test -run '^$$' -bench 'Append|FsyncFloor' -benchtime 3000x ./buffer
+	$(GO) test -run '^$$' -bench PressToDurable -benchtime 3000x ./agent
+	$(GO) test -run '^$$' -bench PressToBroker -benchtime 1000x ./e2e
+	$(GO) test -run '^$$' -bench 'Drain10k' -benchtime 5x ./uplink
+	$(GO) test -run '^$$' -bench 'Drain100k' -benchtime 1x -timeout 20m ./uplink
+	HALLRATE_BENCH=1 $(GO) test -count=1 -run TestProcessFigures -v ./e2e | grep -E '^figure:|^(ok|FAIL)'
 
 .PHONY: chaos
 chaos: ## fault injection as root: kill -9, broker crash and freeze, partitions, full disk (a few minutes)

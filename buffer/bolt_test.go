@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hallrate/hallrate/internal/quantile"
 )
 
 func build(s Slot) ([]byte, []byte, error) {
@@ -228,10 +230,43 @@ func BenchmarkAppend(b *testing.B) {
 	defer o.Close()
 	payload := []byte(strings.Repeat("x", 420)) // the size of a typical record
 	state := []byte(strings.Repeat("s", 200))
+	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		start := time.Now()
 		if _, err := o.Append(func(Slot) ([]byte, []byte, error) { return payload, payload[:32], nil }, state); err != nil {
 			b.Fatal(err)
 		}
+		lat = append(lat, time.Since(start))
 	}
+	b.ReportMetric(quantile.Micros(quantile.Of(lat, 0.5)), "p50-µs")
+	b.ReportMetric(quantile.Micros(quantile.Of(lat, 0.99)), "p99-µs")
+}
+
+// BenchmarkFsyncFloor is what the disk allows: two 4 KiB writes each
+// followed by fsync, as one bbolt commit does (data pages, then the meta
+// page), in the same directory as the outbox would be.
+func BenchmarkFsyncFloor(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "floor"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	page := make([]byte, 4096)
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		for j := int64(0); j < 2; j++ {
+			if _, err := f.WriteAt(page, int64(i%64)*8192+j*4096); err != nil {
+				b.Fatal(err)
+			}
+			if err := f.Sync(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.ReportMetric(quantile.Micros(quantile.Of(lat, 0.5)), "p50-µs")
+	b.ReportMetric(quantile.Micros(quantile.Of(lat, 0.99)), "p99-µs")
 }

@@ -54,7 +54,7 @@ var topics = struct{ rating, status, ticket string }{
 }
 
 // writeConfig writes an agent config for a sim device and returns its path.
-func writeConfig(t *testing.T, dir, id, broker, extra string) string {
+func writeConfig(t testing.TB, dir, id, broker, extra string) string {
 	t.Helper()
 	path := filepath.Join(dir, "agent.toml")
 	conf := fmt.Sprintf(`[device]
@@ -83,7 +83,7 @@ rating_window = "30s"
 
 // agentProc is a running hallrate-agent in sim mode.
 type agentProc struct {
-	t     *testing.T
+	t     testing.TB
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	done  chan struct{}
@@ -93,14 +93,14 @@ type agentProc struct {
 	changed chan struct{}
 }
 
-func startAgent(t *testing.T, configPath string) *agentProc {
+func startAgent(t testing.TB, configPath string) *agentProc {
 	t.Helper()
 	return startAgentIn(t, nil, configPath)
 }
 
 // startAgentIn runs the agent under a command prefix, such as
 // "ip netns exec NS" (which execs it, so the pid is the agent's).
-func startAgentIn(t *testing.T, prefix []string, configPath string) *agentProc {
+func startAgentIn(t testing.TB, prefix []string, configPath string) *agentProc {
 	t.Helper()
 	args := append(append([]string(nil), prefix...), agentBin, "run", "--config", configPath)
 	cmd := exec.Command(args[0], args[1:]...)

@@ -52,6 +52,11 @@ func cmdRun(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
+	src, fb, cleanup, err := openDevice(cfg, io, log, clock)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
 	key, created, err := devkey.LoadOrCreate(cfg.KeyPath())
 	if err != nil {
 		return fmt.Errorf("config: device.key_file: %w", err)
@@ -60,11 +65,6 @@ func cmdRun(ctx context.Context, args []string, io stdio) error {
 		log.Info("made a new device signing key", "path", cfg.KeyPath(),
 			"pubkey", record.EncodePublicKey(key.Public().(ed25519.PublicKey)))
 	}
-	src, fb, cleanup, err := openDevice(cfg, io, log, clock)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
 	wd := newWatchdog(log)
 	a, err := agent.New(agentConfig(cfg, uc), agent.Parts{
 		Outbox: ob, Source: src, Feedback: fb, Clock: clock, Logger: log, Key: key,

@@ -1,6 +1,7 @@
 package mqtttest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"sync"
 	"testing"
@@ -67,13 +68,14 @@ func (c *Collector) Wait(t testing.TB, timeout time.Duration, what string, cond 
 // Subscribe connects a persistent-session subscriber (clean session off,
 // QoS 1, automatic reconnect) to broker and feeds filter's messages to a
 // collector. It disconnects when the test ends.
-func Subscribe(t testing.TB, broker, clientID, filter string) *Collector {
+// Options such as TLS settings may be added with opts.
+func Subscribe(t testing.TB, broker, clientID, filter string, opts ...Option) *Collector {
 	t.Helper()
 	c := NewCollector()
 	handler := func(_ mqtt.Client, m mqtt.Message) {
 		c.Add(m.Topic(), append([]byte(nil), m.Payload()...), m.Retained())
 	}
-	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(clientID).
+	o := mqtt.NewClientOptions().AddBroker(broker).SetClientID(clientID).
 		SetCleanSession(false).SetAutoReconnect(true).SetMaxReconnectInterval(250 * time.Millisecond).
 		SetConnectRetry(true).SetConnectRetryInterval(250 * time.Millisecond).
 		SetOnConnectHandler(func(cl mqtt.Client) {
@@ -81,8 +83,11 @@ func Subscribe(t testing.TB, broker, clientID, filter string) *Collector {
 			// on a broker that lost it.
 			cl.Subscribe(filter, 1, handler)
 		})
-	opts.SetDefaultPublishHandler(handler)
-	cl := mqtt.NewClient(opts)
+	o.SetDefaultPublishHandler(handler)
+	for _, f := range opts {
+		f(o)
+	}
+	cl := mqtt.NewClient(o)
 	tok := cl.Connect()
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscriber connect to %s: %v", broker, tok.Error())
@@ -96,12 +101,22 @@ func Subscribe(t testing.TB, broker, clientID, filter string) *Collector {
 	return c
 }
 
+// Option adjusts a test client's options.
+type Option func(*mqtt.ClientOptions)
+
+// WithTLS makes a test client connect with cfg.
+func WithTLS(cfg *tls.Config) Option { return func(o *mqtt.ClientOptions) { o.SetTLSConfig(cfg) } }
+
 // Publish sends one message with a short-lived client and waits for the
 // broker's acknowledgement.
-func Publish(t testing.TB, broker, topic string, qos byte, retained bool, payload []byte) {
+func Publish(t testing.TB, broker, topic string, qos byte, retained bool, payload []byte, opts ...Option) {
 	t.Helper()
-	cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).
-		SetClientID(fmt.Sprintf("mqtttest-pub-%d", time.Now().UnixNano())))
+	o := mqtt.NewClientOptions().AddBroker(broker).
+		SetClientID(fmt.Sprintf("mqtttest-pub-%d", time.Now().UnixNano()))
+	for _, f := range opts {
+		f(o)
+	}
+	cl := mqtt.NewClient(o)
 	if tok := cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("publisher connect: %v", tok.Error())
 	}
