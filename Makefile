@@ -46,6 +46,16 @@ chaos: ## fault injection as root: kill -9, broker crash and freeze, partitions,
 	HALLRATE_CHAOS=1 HALLRATE_REQUIRE_MOSQUITTO=1 $(GO) test -count=1 -timeout 15m -run 'TestChaos|TestDiskFull|TestCorruptOutbox' -v ./e2e 2>&1 \
 		| grep -v 'msg=press ' | grep -E '^(chaos:|disk full:|--- |ok|FAIL|PASS)|_test.go' ; exit $${PIPESTATUS[0]}
 
+.PHONY: bench-hall
+bench-hall: ## collector benchmarks: ingest into SQLite and PostgreSQL, join + export (PostgreSQL skipped if not installed)
+	$(GO) test -run '^$$' -bench Ingest -benchtime 20000x ./hall/ingest
+	$(GO) test -run '^$$' -bench JoinExport -benchtime 5000x ./hall/esup
+
+.PHONY: test-hall
+test-hall: ## collector tests with PostgreSQL required (apt-get install postgresql)
+	HALLRATE_REQUIRE_POSTGRES=1 $(GO) test -count=1 ./hall/... ./internal/pgtest ./cmd/hallrate-collector
+	HALLRATE_REQUIRE_POSTGRES=1 $(GO) test -count=1 -run 'Hall' ./e2e
+
 .PHONY: cross
 cross: ## build for linux/arm (GOARM=6 and 7) and linux/arm64 into bin/
 	@mkdir -p $(BIN)
