@@ -11,6 +11,7 @@ import (
 
 	"github.com/hallrate/hallrate/buffer"
 	"github.com/hallrate/hallrate/device"
+	"github.com/hallrate/hallrate/internal/quantile"
 	"github.com/hallrate/hallrate/record"
 	"github.com/hallrate/hallrate/sysclock"
 	"github.com/hallrate/hallrate/uplink"
@@ -149,11 +150,16 @@ func BenchmarkPressToDurable(b *testing.B) {
 	defer o.Close()
 	a := newAgent(b, o, make(chanSource), device.NoFeedback{}, 1<<40)
 	a.binding.ApplyTicket(record.Ticket{V: 1, Ticket: "A023", State: record.Serving, Staff: "S017", Item: "business licence"})
+	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		a.press(device.Press{Button: i%4 + 1, At: time.Now()})
+		start := time.Now()
+		a.press(device.Press{Button: i%4 + 1, At: start})
+		lat = append(lat, time.Since(start))
 	}
 	b.StopTimer()
+	b.ReportMetric(quantile.Micros(quantile.Of(lat, 0.5)), "p50-µs")
+	b.ReportMetric(quantile.Micros(quantile.Of(lat, 0.99)), "p99-µs")
 	if o.LastSeq() != uint64(b.N) {
 		b.Fatalf("recorded %d of %d", o.LastSeq(), b.N)
 	}
