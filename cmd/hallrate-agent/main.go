@@ -3,114 +3,47 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/hallrate/hallrate/internal/cli"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 // errUsage marks a command line error whose message was already printed.
-var errUsage = errors.New("usage")
+var errUsage = cli.ErrUsage
 
-type command struct {
-	name, summary string
-	run           func(ctx context.Context, args []string, stdio stdio) error
+type stdio = cli.IO
+
+func program() cli.Program {
+	return cli.Program{Name: "hallrate-agent", Commands: []cli.Command{
+		{Name: "run", Summary: "run the agent", Run: cmdRun},
+		{Name: "selftest", Summary: "check the wiring: open every pin, press every button, light every LED", Run: cmdSelftest},
+		{Name: "pubkey", Summary: "print this terminal's public signing key", Run: cmdPubkey},
+		{Name: "provision", Summary: "write this terminal's configuration from flags or questions", Run: cmdProvision},
+		{Name: "status", Summary: "ask the running agent how it is (broker, outbox, ticket, clock)", Run: cmdStatus},
+		{Name: "version", Summary: "print the version", Run: cmdVersion},
+	}}
 }
 
-type stdio struct {
-	in       io.Reader
-	out, err io.Writer
-}
-
-func commands() []command {
-	return []command{
-		{"run", "run the agent (the default)", cmdRun},
-		{"selftest", "check the wiring: open every pin, press every button, light every LED", cmdSelftest},
-		{"pubkey", "print this terminal's public signing key", cmdPubkey},
-		{"provision", "write this terminal's configuration from flags or questions", cmdProvision},
-		{"status", "ask the running agent how it is (broker, outbox, ticket, clock)", cmdStatus},
-		{"version", "print the version", cmdVersion},
-	}
-}
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := dispatch(ctx, os.Args[1:], stdio{os.Stdin, os.Stdout, os.Stderr})
-	stop()
-	switch {
-	case err == nil || errors.Is(err, flag.ErrHelp):
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "hallrate-agent:", err)
-		os.Exit(1)
-	}
-}
+func main() { program().Main() }
 
 func dispatch(ctx context.Context, args []string, io stdio) error {
-	name := "run"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		name, args = args[0], args[1:]
-	}
-	if name == "help" {
-		usage(io.err)
-		return nil
-	}
-	for _, c := range commands() {
-		if c.name == name {
-			return c.run(ctx, args, io)
-		}
-	}
-	fmt.Fprintf(io.err, "hallrate-agent: unknown command %q\n", name)
-	usage(io.err)
-	return errUsage
+	return program().Dispatch(ctx, args, io)
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: hallrate-agent [command] [flags]\n\ncommands:")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w, "\nEvery command answers -h.")
-}
+// flags returns a flag set that prints its usage to io.Err.
+func flags(name, summary string, io stdio) *flag.FlagSet { return program().Flags(name, summary, io) }
 
-// flags returns a flag set that prints its usage to io.err and reports a
-// bad flag as errUsage.
-func flags(name, summary string, io stdio) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.err)
-	fs.Usage = func() {
-		fmt.Fprintf(io.err, "usage: hallrate-agent %s [flags]\n\n%s\n\nflags:\n", name, summary)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
-		return errUsage
-	}
-	return nil
-}
+func parse(fs *flag.FlagSet, args []string) error { return cli.Parse(fs, args) }
 
 func cmdVersion(_ context.Context, args []string, io stdio) error {
 	fs := flags("version", "Print the agent's version.", io)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	fmt.Fprintln(io.out, "hallrate-agent", version)
+	fmt.Fprintln(io.Out, "hallrate-agent", version)
 	return nil
 }

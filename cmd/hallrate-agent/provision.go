@@ -112,7 +112,7 @@ func cmdProvision(_ context.Context, args []string, io stdio) error {
 		c.Buttons = config.DefaultButtons()
 	}
 	c.GPIO.ActiveLow = activeLow
-	p.ask = *interactive || isTerminal(io.in)
+	p.ask = *interactive || isTerminal(io.In)
 	if err := p.complete(io); err != nil {
 		return err
 	}
@@ -141,27 +141,27 @@ func (p *provisionInput) complete(io stdio) error {
 		return nil
 	}
 	if !p.ask {
-		fmt.Fprintf(io.err, "provision: missing %s (or run it on a terminal to be asked)\n", strings.Join(missing, ", "))
+		fmt.Fprintf(io.Err, "provision: missing %s (or run it on a terminal to be asked)\n", strings.Join(missing, ", "))
 		return errUsage
 	}
-	in := bufio.NewReader(io.in)
+	in := bufio.NewReader(io.In)
 	for _, r := range required {
 		if *r.v != "" {
 			continue
 		}
-		v, err := ask(in, io.out, r.question, "")
+		v, err := ask(in, io.Out, r.question, "")
 		if err != nil {
 			return err
 		}
 		*r.v = v
 	}
-	driver, err := ask(in, io.out, `Input driver, "gpio" for buttons or "sim" to type presses`, c.Device.Driver)
+	driver, err := ask(in, io.Out, `Input driver, "gpio" for buttons or "sim" to type presses`, c.Device.Driver)
 	if err != nil {
 		return err
 	}
 	c.Device.Driver = driver
 	if scheme, _, _ := strings.Cut(c.MQTT.Broker, "://"); isTLS(scheme) && c.MQTT.CAFile == "" {
-		if c.MQTT.CAFile, err = ask(in, io.out, "CA file of the broker's certificate (empty: system roots)", ""); err != nil {
+		if c.MQTT.CAFile, err = ask(in, io.Out, "CA file of the broker's certificate (empty: system roots)", ""); err != nil {
 			return err
 		}
 	}
@@ -288,7 +288,7 @@ func (p *provisionInput) warnMissingFiles(io stdio) {
 			continue
 		}
 		if _, err := os.Stat(f.path); err != nil {
-			fmt.Fprintf(io.err, "warning: %s: %v; the agent will not start until it exists\n", f.key, err)
+			fmt.Fprintf(io.Err, "warning: %s: %v; the agent will not start until it exists\n", f.key, err)
 		}
 	}
 }
@@ -299,15 +299,15 @@ func (p *provisionInput) nextSteps(io stdio) {
 	if p.path != config.DefaultPath {
 		cfgFlag = " --config " + p.path
 	}
-	fmt.Fprintf(io.out, "Wrote %s: terminal %s, hall %s, counter %s, broker %s, driver %s.\n\n",
+	fmt.Fprintf(io.Out, "Wrote %s: terminal %s, hall %s, counter %s, broker %s, driver %s.\n\n",
 		p.path, c.Device.ID, c.Device.Hall, c.Device.Counter, redact(c.MQTT.Broker), c.Device.Driver)
-	fmt.Fprintln(io.out, "Next:")
-	fmt.Fprintf(io.out, "  1. check the wiring (press every button):  hallrate-agent selftest%s\n", cfgFlag)
-	fmt.Fprintln(io.out, "  2. start it now and at every boot:        systemctl enable --now hallrate-agent")
-	fmt.Fprintf(io.out, "  3. see that it is connected:              hallrate-agent status%s\n", cfgFlag)
-	fmt.Fprintln(io.out, "     and its log:                           journalctl -u hallrate-agent -f")
+	fmt.Fprintln(io.Out, "Next:")
+	fmt.Fprintf(io.Out, "  1. check the wiring (press every button):  hallrate-agent selftest%s\n", cfgFlag)
+	fmt.Fprintln(io.Out, "  2. start it now and at every boot:        systemctl enable --now hallrate-agent")
+	fmt.Fprintf(io.Out, "  3. see that it is connected:              hallrate-agent status%s\n", cfgFlag)
+	fmt.Fprintln(io.Out, "     and its log:                           journalctl -u hallrate-agent -f")
 	if c.MQTT.PasswordFile != "" || c.MQTT.KeyFile != "" {
-		fmt.Fprintln(io.out, "The password and key files must be readable by the service user hallrate (e.g. root:hallrate 0640).")
+		fmt.Fprintln(io.Out, "The password and key files must be readable by the service user hallrate (e.g. root:hallrate 0640).")
 	}
 }
 

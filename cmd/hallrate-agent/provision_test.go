@@ -16,7 +16,7 @@ func provision(t *testing.T, stdin string, args ...string) (string, string, erro
 	t.Helper()
 	var out, errb bytes.Buffer
 	err := dispatch(context.Background(), append([]string{"provision"}, args...),
-		stdio{in: strings.NewReader(stdin), out: &out, err: &errb})
+		stdio{In: strings.NewReader(stdin), Out: &out, Err: &errb})
 	return out.String(), errb.String(), err
 }
 

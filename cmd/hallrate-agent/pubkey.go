@@ -26,6 +26,6 @@ func cmdPubkey(_ context.Context, args []string, io stdio) error {
 	if err != nil {
 		return fmt.Errorf("config: device.key_file: %w", err)
 	}
-	fmt.Fprintf(io.out, "%s %s\n", cfg.Device.ID, record.EncodePublicKey(key.Public().(ed25519.PublicKey)))
+	fmt.Fprintf(io.Out, "%s %s\n", cfg.Device.ID, record.EncodePublicKey(key.Public().(ed25519.PublicKey)))
 	return nil
 }

@@ -136,7 +136,7 @@ func newLogger(io stdio, level string) *slog.Logger {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: l}))
+	return slog.New(slog.NewTextHandler(io.Err, &slog.HandlerOptions{Level: l}))
 }
 
 func agentConfig(cfg config.Config, uc uplink.Config) agent.Config {
@@ -197,7 +197,7 @@ func uplinkConfig(cfg config.Config) (uplink.Config, error) {
 func openDevice(cfg config.Config, io stdio, log *slog.Logger, clock sysclock.Clock) (device.Source, device.Feedback, func(), error) {
 	switch cfg.Device.Driver {
 	case "sim":
-		return &device.Sim{In: io.in, Buttons: len(cfg.Buttons), Logger: log, Now: clock.Now},
+		return &device.Sim{In: io.In, Buttons: len(cfg.Buttons), Logger: log, Now: clock.Now},
 			device.NewLogFeedback(log), func() {}, nil
 	default:
 		return openGPIO(cfg, log)

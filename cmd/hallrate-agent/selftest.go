@@ -37,7 +37,7 @@ func cmdSelftest(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	if *timeout <= 0 || *light <= 0 {
-		fmt.Fprintln(io.err, "selftest: -timeout and -light must be positive")
+		fmt.Fprintln(io.Err, "selftest: -timeout and -light must be positive")
 		return errUsage
 	}
 	cfg, err := config.Load(*path)
@@ -45,7 +45,7 @@ func cmdSelftest(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	st := &selftest{
-		cfg: cfg, path: *path, in: io.in, out: io.out,
+		cfg: cfg, path: *path, in: io.In, out: io.Out,
 		timeout: *timeout, light: *light, confirm: *confirm,
 		log:      newLogger(io, "warn"),
 		initHost: initHost, byName: gpioreg.ByName, clock: clockwork.NewRealClock(),

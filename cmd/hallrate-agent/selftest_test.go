@@ -39,7 +39,7 @@ func writeSimConfig(t *testing.T) string {
 func TestSelftestSimPass(t *testing.T) {
 	var out, errb bytes.Buffer
 	err := cmdSelftest(context.Background(), []string{"--config", writeSimConfig(t)},
-		stdio{in: strings.NewReader("1\n2\n3\n4\n"), out: &out, err: &errb})
+		stdio{In: strings.NewReader("1\n2\n3\n4\n"), Out: &out, Err: &errb})
 	if err != nil {
 		t.Fatalf("selftest: %v\n%s%s", err, out.String(), errb.String())
 	}
@@ -53,7 +53,7 @@ func TestSelftestSimPass(t *testing.T) {
 func TestSelftestSimFail(t *testing.T) {
 	var out, errb bytes.Buffer
 	err := cmdSelftest(context.Background(), []string{"--config", writeSimConfig(t), "-timeout", "50ms"},
-		stdio{in: strings.NewReader("1\n3\nnonsense\n"), out: &out, err: &errb})
+		stdio{In: strings.NewReader("1\n3\nnonsense\n"), Out: &out, Err: &errb})
 	if err == nil || err.Error() != "selftest: FAIL: 3 of 4 checks failed" {
 		t.Fatalf("selftest = %v, want 3 of 4 failed\n%s", err, out.String())
 	}
@@ -73,7 +73,7 @@ func TestSelftestSimFail(t *testing.T) {
 
 func TestSelftestHelp(t *testing.T) {
 	var out, errb bytes.Buffer
-	err := dispatch(context.Background(), []string{"selftest", "-h"}, stdio{in: strings.NewReader(""), out: &out, err: &errb})
+	err := dispatch(context.Background(), []string{"selftest", "-h"}, stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("selftest -h = %v, want flag.ErrHelp", err)
 	}
@@ -86,7 +86,7 @@ func TestSelftestHelp(t *testing.T) {
 
 func TestSelftestBadFlags(t *testing.T) {
 	var out, errb bytes.Buffer
-	err := cmdSelftest(context.Background(), []string{"-timeout", "0s"}, stdio{in: strings.NewReader(""), out: &out, err: &errb})
+	err := cmdSelftest(context.Background(), []string{"-timeout", "0s"}, stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
 	if !errors.Is(err, errUsage) {
 		t.Errorf("selftest -timeout 0s = %v, want a usage error", err)
 	}

@@ -46,14 +46,14 @@ func cmdStatus(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	if *asJSON {
-		_, err := io.out.Write(body)
+		_, err := io.Out.Write(body)
 		return err
 	}
 	var st statushttp.Status
 	if err := json.Unmarshal(body, &st); err != nil {
 		return fmt.Errorf("status: decode answer of %s: %w", *addr, err)
 	}
-	printStatus(io.out, st)
+	printStatus(io.Out, st)
 	if !st.Healthy {
 		return fmt.Errorf("status: unhealthy: %s", strings.Join(st.Problems, "; "))
 	}

@@ -30,7 +30,7 @@ func TestBrokerPasswordNotInURL(t *testing.T) {
 func TestStatusDisabledEndpoint(t *testing.T) {
 	path := writeSimConfig(t) // no [http] section
 	var out, errb bytes.Buffer
-	err := dispatch(context.Background(), []string{"status", "--config", path}, stdio{in: strings.NewReader(""), out: &out, err: &errb})
+	err := dispatch(context.Background(), []string{"status", "--config", path}, stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
 	if err == nil || !strings.Contains(err.Error(), "status endpoint is disabled") || !strings.Contains(err.Error(), statushttp.DefaultListen) {
 		t.Fatalf("status = %v", err)
 	}
