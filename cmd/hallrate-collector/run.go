@@ -21,6 +21,7 @@ import (
 	"github.com/hallrate/hallrate/hall/esup"
 	"github.com/hallrate/hallrate/hall/ingest"
 	"github.com/hallrate/hallrate/hall/link"
+	"github.com/hallrate/hallrate/hall/live"
 	"github.com/hallrate/hallrate/hall/store"
 	"github.com/hallrate/hallrate/hall/web"
 )
@@ -197,6 +198,7 @@ func serve(ctx context.Context, cfg config.Config, io stdio) error {
 	joinNudge, deliverNudge, alertNudge := newNudger(), newNudger(), newNudger()
 	var tickets *demo.Runner
 	hear := func(hall, counter string) {}
+	hub := live.NewHub(time.Now)
 	in, err := ingest.New(ingest.Config{
 		Prefix:   cfg.MQTT.TopicPrefix,
 		Store:    db,
@@ -209,8 +211,12 @@ func serve(ctx context.Context, cfg config.Config, io stdio) error {
 		OnRating: func(r store.Rating) {
 			fmt.Fprintln(out, ingest.Describe(r.Press))
 			hear(r.Hall, r.Counter)
+			hub.Publish(live.Event{Kind: live.Rating, Hall: r.Hall, Counter: r.Counter, Bad: r.Followup != nil})
 		},
-		OnStatus: func(st store.StatusUpdate) { hear(st.Hall, st.Counter) },
+		OnStatus: func(st store.StatusUpdate) {
+			hear(st.Hall, st.Counter)
+			hub.Publish(live.Event{Kind: live.Status, Hall: st.Hall, Counter: st.Counter})
+		},
 		OnEvent: func(e store.GapEvent) {
 			fmt.Fprintf(out, "%s: %s epoch %s seq %s\n", e.Kind, e.Device, e.Epoch, e.Seqs)
 		},
@@ -244,7 +250,7 @@ func serve(ctx context.Context, cfg config.Config, io stdio) error {
 	l := link.New(link.Config{
 		Broker: brokerURL, ClientID: clientID,
 		Username: cfg.MQTT.Username, Password: password,
-		Filters: filters(cfg),
+		Filters: append(filters(cfg), ticketFilter(cfg.MQTT.TopicPrefix, cfg.Hall.ID)),
 		Logger:  log,
 	})
 	alerter := &esup.Alerter{Store: db, Publisher: l, Prefix: cfg.MQTT.TopicPrefix, Logger: log, Now: time.Now}
@@ -291,11 +297,14 @@ func serve(ctx context.Context, cfg config.Config, io stdio) error {
 		CasesAdded:       joinNudge.nudge,
 		EvaluationQueued: deliverNudge.nudge,
 	})
+	if err := api.AddDashboard(ctx, hub); err != nil {
+		return err
+	}
 
 	log.Info("collector starting", "version", version, "hall", cfg.Hall.ID, "broker", brokerURL,
 		"client_id", clientID, "store", db.Kind, "http", listener.Addr().String(), "esup_sink", cfg.ESup.Sink,
 		"records", cfg.Store.JSONL, "demo_tickets", cfg.Demo.Tickets)
-	p := parts{link: l, in: in, tickets: tickets, joiner: joiner, deliverer: deliverer, alerter: alerter, api: api,
+	p := parts{link: l, in: in, hub: hub, prefix: cfg.MQTT.TopicPrefix, tickets: tickets, joiner: joiner, deliverer: deliverer, alerter: alerter, api: api,
 		listener: listener, db: db, out: out, every: cfg.Log.SummaryInterval.Duration, log: log,
 		joinNudge: joinNudge, deliverNudge: deliverNudge, alertNudge: alertNudge}
 	err = p.run(ctx)
@@ -325,6 +334,8 @@ type parts struct {
 	every                               time.Duration
 	log                                 *slog.Logger
 	joinNudge, deliverNudge, alertNudge nudger
+	hub                                 *live.Hub
+	prefix                              string
 }
 
 // run runs the link, the join, the delivery, the alerts, the API, the
@@ -339,7 +350,9 @@ func (p *parts) run(ctx context.Context) error {
 
 	linkDone := make(chan error, 1)
 	go func() {
-		linkDone <- p.link.Run(linkCtx, func(msgs []link.Message) error { return p.in.Handle(context.WithoutCancel(linkCtx), toIngest(msgs)) })
+		linkDone <- p.link.Run(linkCtx, func(msgs []link.Message) error {
+			return p.in.Handle(context.WithoutCancel(linkCtx), toIngest(splitTickets(msgs, p.prefix, p.hub)))
+		})
 	}()
 
 	var wg sync.WaitGroup

@@ -1,0 +1,108 @@
+// Package live tells the hall's screens what just happened: a rating
+// stored, a device's status changed, a counter called a ticket. The ingest
+// path publishes to a [Hub]; each open dashboard subscribes to it. A
+// subscriber that falls behind loses events, not the collector's time:
+// publishing never blocks.
+package live
+
+import (
+	"sync"
+	"time"
+
+	"github.com/hallrate/hallrate/record"
+)
+
+// Kinds of [Event].
+const (
+	Rating = "rating"
+	Status = "status"
+	Ticket = "ticket"
+)
+
+// Event says that something of one counter changed. It carries no data a
+// screen shows: screens read that from the store, so a lost event costs
+// at most a late update.
+type Event struct {
+	Kind    string
+	Hall    string
+	Counter string
+	// Bad is true for a rating that opened a follow-up (a 差评).
+	Bad bool
+}
+
+// CurrentTicket is the ticket a counter last published.
+type CurrentTicket struct {
+	record.Ticket
+	Received time.Time
+}
+
+// Hub fans events out to subscribers and keeps each counter's current
+// ticket. The zero value is not usable; call [NewHub].
+type Hub struct {
+	mu      sync.Mutex
+	subs    map[chan Event]struct{}
+	tickets map[[2]string]CurrentTicket
+	now     func() time.Time
+}
+
+// NewHub returns a hub; now is its clock (nil means time.Now).
+func NewHub(now func() time.Time) *Hub {
+	if now == nil {
+		now = time.Now
+	}
+	return &Hub{subs: map[chan Event]struct{}{}, tickets: map[[2]string]CurrentTicket{}, now: now}
+}
+
+// Subscribe returns a channel of events and the function that ends the
+// subscription. The channel holds up to buffer events; more are dropped
+// until the subscriber catches up.
+func (h *Hub) Subscribe(buffer int) (<-chan Event, func()) {
+	ch := make(chan Event, max(buffer, 1))
+	h.mu.Lock()
+	h.subs[ch] = struct{}{}
+	h.mu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			h.mu.Lock()
+			delete(h.subs, ch)
+			h.mu.Unlock()
+		})
+	}
+}
+
+// Publish hands e to every subscriber that has room for it. It never
+// blocks.
+func (h *Hub) Publish(e Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs {
+		select {
+		case ch <- e:
+		default:
+		}
+	}
+}
+
+// SetTicket keeps the ticket a counter published and tells subscribers.
+func (h *Hub) SetTicket(hall, counter string, t record.Ticket) {
+	h.mu.Lock()
+	h.tickets[[2]string{hall, counter}] = CurrentTicket{t, h.now()}
+	h.mu.Unlock()
+	h.Publish(Event{Kind: Ticket, Hall: hall, Counter: counter})
+}
+
+// Ticket returns the current ticket of a counter, if one was heard.
+func (h *Hub) Ticket(hall, counter string) (CurrentTicket, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t, ok := h.tickets[[2]string{hall, counter}]
+	return t, ok
+}
+
+// Subscribers returns how many subscriptions are open.
+func (h *Hub) Subscribers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs)
+}

@@ -1,0 +1,65 @@
+package web
+
+import "net/http"
+
+// dict holds the dashboard's labels in one language. Chinese is the
+// default; ?lang=en switches to English.
+type dict map[string]string
+
+var dicts = map[string]dict{
+	"zh": {
+		"lang": "zh-CN", "title": "服务大厅评价看板", "report_title": "好差评月度通报",
+		"l5": "非常满意", "l4": "满意", "l3": "基本满意", "l2": "不满意", "l1": "非常不满意",
+		"good_rate": "好评率", "bad_rate": "差评率", "not_satisfied_rate": "不满意率", "score": "满意度得分",
+		"online": "在线", "offline": "离线", "unknown": "未上报", "ticket": "当前号", "staff": "工作人员",
+		"serving": "办理中", "done": "待评价", "idle": "空闲", "last_rated": "最近评价票号",
+		"last": "最近评价", "today": "今日", "month": "本月", "rated": "有效评价", "pending": "待上传",
+		"outbox_full": "设备缓存已满", "clock": "时钟未同步", "unverified": "记录未通过校验", "missing": "缺失记录",
+		"no_ratings": "今日暂无评价", "counters": "窗口", "by_counter": "按窗口", "by_staff": "按工作人员",
+		"dist_today": "今日评价分布", "dist_month": "本月评价分布", "trend": "本月每日好评率",
+		"ranking": "本月不满意率排名", "rank": "名次", "last_place": "末位",
+		"followups": "差评整改工单", "due": "整改期限", "days_left": "剩余天数", "overdue": "已超期",
+		"note": "整改说明", "close": "办结", "no_followups": "暂无未办结工单", "token": "管理令牌",
+		"token_save": "保存", "token_clear": "清除", "token_hint": "令牌只保存在本浏览器会话中",
+		"refused": "操作被拒绝：需要有效的管理令牌", "failed": "操作失败", "closed_ok": "已办结",
+		"audit": "审计", "gaps": "序号缺口", "no_gaps": "无缺口", "unmatched": "未匹配办件的评价",
+		"rejected": "电子监察拒收的评价", "retry": "重新发送", "flagged": "重复/超时/无号评价",
+		"duplicate_case": "同一办件重复评价", "none": "无", "live": "实时", "reconnecting": "正在重连…",
+		"report_link": "月度通报", "dashboard_link": "实时看板", "csv": "下载 CSV", "print": "打印",
+		"total": "合计", "key": "名称", "hall": "大厅", "prev": "上月", "next": "下月",
+		"device": "设备", "seq": "序号", "pressed_at": "评价时间", "counter": "窗口", "satisfaction": "评价",
+		"days": "天", "generated": "生成时间", "language": "English", "lang_param": "en", "error": "错误",
+	},
+	"en": {
+		"lang": "en", "title": "Service hall ratings", "report_title": "Monthly satisfaction report",
+		"l5": "Very satisfied", "l4": "Satisfied", "l3": "Basic", "l2": "Dissatisfied", "l1": "Very dissatisfied",
+		"good_rate": "Good rate", "bad_rate": "Bad rate", "not_satisfied_rate": "Not-satisfied rate", "score": "Score",
+		"online": "online", "offline": "offline", "unknown": "no status", "ticket": "Ticket", "staff": "Staff",
+		"serving": "serving", "done": "rating", "idle": "idle", "last_rated": "Last rated ticket",
+		"last": "Last rating", "today": "Today", "month": "This month", "rated": "Rated", "pending": "Pending",
+		"outbox_full": "device outbox full", "clock": "clock not synchronised", "unverified": "records failed verification", "missing": "missing records",
+		"no_ratings": "No ratings today", "counters": "Counters", "by_counter": "By counter", "by_staff": "By staff",
+		"dist_today": "Today's ratings", "dist_month": "This month's ratings", "trend": "Daily good rate this month",
+		"ranking": "Not-satisfied rate ranking this month", "rank": "Rank", "last_place": "last place",
+		"followups": "Follow-ups of bad ratings", "due": "Due", "days_left": "Days left", "overdue": "overdue",
+		"note": "Note", "close": "Close", "no_followups": "No open follow-ups", "token": "Manager token",
+		"token_save": "Save", "token_clear": "Clear", "token_hint": "The token is kept in this browser session only",
+		"refused": "Refused: a valid manager token is required", "failed": "Failed", "closed_ok": "Closed",
+		"audit": "Audit", "gaps": "Seq gaps", "no_gaps": "no gaps", "unmatched": "Unmatched ratings",
+		"rejected": "Evaluations rejected by e-supervision", "retry": "Send again", "flagged": "Repeat, late, no ticket",
+		"duplicate_case": "Second ratings of a case", "none": "none", "live": "live", "reconnecting": "reconnecting…",
+		"report_link": "Monthly report", "dashboard_link": "Live view", "csv": "Download CSV", "print": "Print",
+		"total": "Total", "key": "Name", "hall": "Hall", "prev": "Previous", "next": "Next",
+		"device": "Device", "seq": "Seq", "pressed_at": "Pressed", "counter": "Counter", "satisfaction": "Rating",
+		"days": "days", "generated": "Generated", "language": "中文", "lang_param": "zh", "error": "Error",
+	},
+}
+
+// langOf returns the language a request asks for: "en" with ?lang=en,
+// otherwise Chinese.
+func langOf(r *http.Request) string {
+	if r.URL.Query().Get("lang") == "en" {
+		return "en"
+	}
+	return "zh"
+}

@@ -1,0 +1,611 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hallrate/hallrate/hall/live"
+	"github.com/hallrate/hallrate/hall/report"
+	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/record"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// DashboardStore is what the dashboard reads beyond the API's [store.Store];
+// [store.DB] has it.
+type DashboardStore interface {
+	store.Store
+	LevelCounts(ctx context.Context, hall string, fromMS, toMS int64) ([]store.LevelCount, error)
+	LatestRatings(ctx context.Context, hall string) ([]store.LatestRating, error)
+	UnverifiedRatings(ctx context.Context, hall string, n int) ([]store.LatestRating, error)
+}
+
+var _ DashboardStore = (*store.DB)(nil)
+
+// dashboard serves the hall's screens: the live view, the monthly report
+// page, their fragments and the event stream.
+type dashboard struct {
+	s    *Server
+	st   DashboardStore
+	hub  *live.Hub
+	tmpl *template.Template
+	// gather is how long the event stream collects events before it
+	// renders what changed.
+	gather time.Duration
+	// done ends the event streams: the server's shutdown waits for
+	// handlers, and a stream would never end by itself.
+	done <-chan struct{}
+}
+
+// AddDashboard adds the hall's screens to the server: the live view on /,
+// the monthly report on /report, the event stream on /events, fragments
+// on /fragment/{name} and the embedded assets on /static/. Every page is
+// read-only; the actions on them call the API, which checks the token.
+// The event streams end when ctx does, so cancel it before the server
+// shuts down (the collector's signal context does).
+func (s *Server) AddDashboard(ctx context.Context, hub *live.Hub) error {
+	st, ok := s.cfg.Store.(DashboardStore)
+	if !ok {
+		return errors.New("web: dashboard: the store cannot list level counts")
+	}
+	if hub == nil {
+		return errors.New("web: dashboard: no event hub")
+	}
+	tmpl, err := template.New("").Funcs(template.FuncMap{"pct": pct, "args": args}).ParseFS(templateFS, "templates/*.html")
+	if err != nil {
+		return fmt.Errorf("web: dashboard templates: %w", err)
+	}
+	static, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		return fmt.Errorf("web: dashboard assets: %w", err)
+	}
+	d := &dashboard{s: s, st: st, hub: hub, tmpl: tmpl, gather: 100 * time.Millisecond, done: ctx.Done()}
+	s.mux.HandleFunc("GET /{$}", d.hallPage)
+	s.mux.HandleFunc("GET /report", d.reportPage)
+	s.mux.HandleFunc("GET /events", d.events)
+	s.mux.HandleFunc("GET /fragment/{name}", d.fragment)
+	s.mux.HandleFunc("GET /api/v1/hall", d.hallJSON)
+	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	return nil
+}
+
+// Level is a satisfaction code with its name and colour class.
+type Level struct {
+	Code  int    `json:"code"`
+	Name  string `json:"name"`
+	Class string `json:"-"`
+}
+
+func level(code int, t dict) Level {
+	if code < 1 || code > 5 {
+		return Level{Code: code, Name: "?", Class: "l0"}
+	}
+	return Level{Code: code, Name: t[fmt.Sprintf("l%d", code)], Class: fmt.Sprintf("l%d", code)}
+}
+
+// TicketView is a counter's ticket as a tile shows it.
+type TicketView struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+	Staff string `json:"staff"`
+	Item  string `json:"item,omitempty"`
+	// Live is true when it came from the ticket topic, false when it is
+	// the ticket of the counter's last rating.
+	Live bool `json:"live"`
+}
+
+// LastView is the last rating of a counter.
+type LastView struct {
+	ID          string `json:"id"`
+	Level       Level  `json:"level"`
+	Disposition string `json:"disposition"`
+	At          string `json:"at"`
+}
+
+// Tile is one counter on the live view.
+type Tile struct {
+	Counter    string      `json:"counter"`
+	Devices    []string    `json:"devices"`
+	Known      bool        `json:"known"`
+	Online     bool        `json:"online"`
+	StatusAt   string      `json:"status_at,omitempty"`
+	Pending    uint64      `json:"pending"`
+	OutboxFull bool        `json:"outbox_full"`
+	Ticket     *TicketView `json:"ticket"`
+	Last       *LastView   `json:"last"`
+	// Today counts today's rated ratings per level, index 0 = level 1.
+	Today    [5]int64 `json:"today"`
+	Rated    int64    `json:"rated"`
+	GoodRate float64  `json:"good_rate"`
+	// ClockUnsynced is true when the counter's last record was pressed
+	// with the clock not synchronised; Unverified counts today's records
+	// that failed verification. Both warn on the tile.
+	ClockUnsynced bool   `json:"clock_unsynced"`
+	Unverified    int64  `json:"unverified"`
+	Missing       string `json:"missing,omitempty"`
+	// Levels is Today, level 5 first, with names, for the tile.
+	Levels []LevelCount `json:"-"`
+}
+
+// LevelCount is a level with its count.
+type LevelCount struct {
+	Level
+	N int64
+}
+
+// RankRow is a line of the 不满意率 ranking.
+type RankRow struct {
+	Rank      int
+	Key       string
+	Rated     int64
+	Rate      float64
+	Bar       float64
+	LastPlace bool
+}
+
+// FollowupRow is an open follow-up on the page.
+type FollowupRow struct {
+	store.Followup
+	Level    Level
+	DaysLeft int
+	Overdue  bool
+}
+
+// hallView is everything the live view shows.
+type hallView struct {
+	Lang, Other string
+	T           dict
+	Hall        string
+	Today       string
+	Month       string
+	Generated   string
+	Tiles       []Tile
+	// Charts.
+	TodayCounter, TodayStaff, MonthCounter, MonthStaff Bars
+	Trend                                              Trend
+	Ranking, StaffRanking                              []RankRow
+	Followups                                          []FollowupRow
+	Audit                                              auditView
+}
+
+type auditView struct {
+	Gaps       []string
+	Unmatched  []store.StoredRating
+	Rejected   []store.Evaluation
+	Unverified []store.LatestRating
+	Flagged    int64
+	Duplicate  int64
+}
+
+// rated reports whether a count is of ratings that count toward the
+// rates, by the report's rules: counted, not unmatched, not a second
+// rating of a case.
+func rated(c store.LevelCount) bool {
+	return c.Disposition == string(record.Counted) && c.JoinState != store.Unmatched &&
+		c.JoinState != store.DuplicateCase && c.Satisfaction >= 1 && c.Satisfaction <= 5
+}
+
+func (d *dashboard) view(ctx context.Context, lang string) (hallView, error) {
+	cfg := d.s.cfg
+	t := dicts[lang]
+	now := cfg.Now().In(cfg.Location)
+	today := now.Format(time.DateOnly)
+	month := now.Format("2006-01")
+	v := hallView{Lang: lang, Other: t["lang_param"], T: t, Hall: cfg.Hall, Today: today, Month: month,
+		Generated: now.Format("2006-01-02 15:04:05")}
+	from, to, err := report.Month(month, cfg.Location)
+	if err != nil {
+		return v, err
+	}
+	counts, err := d.st.LevelCounts(ctx, cfg.Hall, from.UnixMilli(), to.UnixMilli())
+	if err != nil {
+		return v, err
+	}
+	latest, err := d.st.LatestRatings(ctx, cfg.Hall)
+	if err != nil {
+		return v, err
+	}
+	audit, err := d.st.Audit(ctx)
+	if err != nil {
+		return v, err
+	}
+	tiles := map[string]*Tile{}
+	tile := func(c string) *Tile {
+		if tiles[c] == nil {
+			tiles[c] = &Tile{Counter: c}
+		}
+		return tiles[c]
+	}
+	for _, dev := range audit.Devices {
+		if dev.Hall != cfg.Hall {
+			continue
+		}
+		tl := tile(dev.Counter)
+		tl.Devices = append(tl.Devices, dev.Device)
+		// The Last Will has no time; an earlier status left its version.
+		if dev.StatusAt != "" || dev.Online || dev.Version != "" || dev.Audited {
+			tl.Known = true
+		}
+		tl.Online = tl.Online || dev.Online
+		tl.StatusAt = max(tl.StatusAt, dev.StatusAt)
+		tl.Pending += dev.Pending
+		tl.OutboxFull = tl.OutboxFull || dev.OutboxFull
+		if len(dev.Missing) > 0 {
+			tl.Missing = strings.TrimPrefix(tl.Missing+", "+dev.Device+" "+dev.Missing.String(), ", ")
+		}
+	}
+	for _, r := range latest {
+		tl := tile(r.Counter)
+		tl.Last = &LastView{ID: r.ID, Level: level(r.Satisfaction, t), Disposition: r.Disposition, At: clock(r.PressedAt, cfg.Location)}
+		tl.ClockUnsynced = !r.ClockSynced
+		if r.Ticket != "" {
+			tl.Ticket = &TicketView{ID: r.Ticket, State: "", Staff: r.Staff}
+		}
+	}
+	for c, tl := range tiles {
+		if ct, ok := d.hub.Ticket(cfg.Hall, c); ok {
+			tl.Ticket = &TicketView{ID: ct.Ticket.Ticket, State: string(ct.State), Staff: ct.Staff, Item: ct.Item, Live: true}
+			if ct.State == record.Idle {
+				tl.Ticket.ID, tl.Ticket.Staff = "", ""
+			}
+		}
+	}
+	type agg struct{ counter, staff map[string][5]int64 }
+	todayAgg := agg{map[string][5]int64{}, map[string][5]int64{}}
+	monthAgg := agg{map[string][5]int64{}, map[string][5]int64{}}
+	days := to.AddDate(0, 0, -1).Day()
+	dayLevels := make([][5]int64, days)
+	for _, c := range counts {
+		staff := c.Staff
+		if staff == "" {
+			staff = "-"
+		}
+		if c.Day == today {
+			tl := tile(c.Counter)
+			tl.Unverified += c.Unverified
+		}
+		if !rated(c) {
+			if c.Disposition != string(record.Counted) {
+				v.Audit.Flagged += c.N
+			} else if c.JoinState == store.DuplicateCase {
+				v.Audit.Duplicate += c.N
+			}
+			continue
+		}
+		i := c.Satisfaction - 1
+		for _, a := range []struct {
+			m   map[string][5]int64
+			key string
+			on  bool
+		}{
+			{todayAgg.counter, c.Counter, c.Day == today}, {todayAgg.staff, staff, c.Day == today},
+			{monthAgg.counter, c.Counter, true}, {monthAgg.staff, staff, true},
+		} {
+			if !a.on {
+				continue
+			}
+			l := a.m[a.key]
+			l[i] += c.N
+			a.m[a.key] = l
+		}
+		if day, err := time.ParseInLocation(time.DateOnly, c.Day, cfg.Location); err == nil && day.Month() == from.Month() {
+			dayLevels[day.Day()-1][i] += c.N
+		}
+	}
+	for c, l := range todayAgg.counter {
+		tl := tile(c)
+		tl.Today = l
+		tl.Rated = sum(l)
+		if tl.Rated > 0 {
+			tl.GoodRate = float64(l[3]+l[4]) / float64(tl.Rated)
+		}
+	}
+	for _, c := range sortedKeys(tiles) {
+		tl := tiles[c]
+		for lv := 5; lv >= 1; lv-- {
+			tl.Levels = append(tl.Levels, LevelCount{level(lv, t), tl.Today[lv-1]})
+		}
+		if tl.Devices == nil {
+			tl.Devices = []string{}
+		}
+		v.Tiles = append(v.Tiles, *tl)
+	}
+	v.TodayCounter = stackedBars(sortedKeys(todayAgg.counter), todayAgg.counter, t)
+	v.TodayStaff = stackedBars(sortedKeys(todayAgg.staff), todayAgg.staff, t)
+	v.MonthCounter = stackedBars(sortedKeys(monthAgg.counter), monthAgg.counter, t)
+	v.MonthStaff = stackedBars(sortedKeys(monthAgg.staff), monthAgg.staff, t)
+	rates, dayCounts := make([]float64, days), make([]int64, days)
+	for i, l := range dayLevels {
+		dayCounts[i] = sum(l)
+		rates[i] = -1
+		if dayCounts[i] > 0 && i < now.Day() {
+			rates[i] = float64(l[3]+l[4]) / float64(dayCounts[i])
+		}
+	}
+	v.Trend = trend(rates, dayCounts, t)
+	v.Ranking = ranking(monthAgg.counter)
+	v.StaffRanking = ranking(monthAgg.staff)
+	if v.Followups, err = d.followups(ctx, t, now); err != nil {
+		return v, err
+	}
+	if v.Audit, err = d.audit(ctx, v.Audit, audit); err != nil {
+		return v, err
+	}
+	return v, nil
+}
+
+func (d *dashboard) followups(ctx context.Context, t dict, now time.Time) ([]FollowupRow, error) {
+	fs, err := d.st.Followups(ctx, true, 200)
+	if err != nil {
+		return nil, err
+	}
+	today, _ := time.ParseInLocation(time.DateOnly, now.Format(time.DateOnly), now.Location())
+	out := []FollowupRow{}
+	for _, f := range fs {
+		if f.Hall != d.s.cfg.Hall {
+			continue
+		}
+		row := FollowupRow{Followup: f, Level: level(f.Satisfaction, t)}
+		if due, err := time.ParseInLocation(time.DateOnly, f.Due, now.Location()); err == nil {
+			row.DaysLeft = int(due.Sub(today).Hours() / 24)
+			row.Overdue = row.DaysLeft < 0
+		}
+		row.PressedAt = clock(f.PressedAt, now.Location())
+		out = append(out, row)
+	}
+	// Most urgent first.
+	slices.SortStableFunc(out, func(a, b FollowupRow) int { return strings.Compare(a.Due, b.Due) })
+	return out, nil
+}
+
+func (d *dashboard) audit(ctx context.Context, v auditView, a store.Audit) (auditView, error) {
+	for _, st := range a.Streams {
+		if len(st.Gaps) > 0 {
+			v.Gaps = append(v.Gaps, fmt.Sprintf("%s %s: %s (%d)", st.Device, st.Epoch, st.Gaps, st.Gaps.Count()))
+		}
+	}
+	for _, dev := range a.Devices {
+		if dev.Hall == d.s.cfg.Hall && len(dev.Missing) > 0 {
+			v.Gaps = append(v.Gaps, fmt.Sprintf("%s %s ≤ %d: %s (%d)", dev.Device, dev.Epoch, dev.LastSeq-dev.Pending, dev.Missing, dev.Missing.Count()))
+		}
+	}
+	var err error
+	if v.Unmatched, err = d.st.Ratings(ctx, store.RatingFilter{JoinState: store.Unmatched, Limit: 20}); err != nil {
+		return v, err
+	}
+	if v.Rejected, err = d.st.Evaluations(ctx, store.Rejected, 20); err != nil {
+		return v, err
+	}
+	if v.Unverified, err = d.st.UnverifiedRatings(ctx, d.s.cfg.Hall, 20); err != nil {
+		return v, err
+	}
+	return v, nil
+}
+
+// ranking ranks keys by 不满意率 (levels 1 to 3), worst first; the last
+// place (末位) is marked.
+func ranking(m map[string][5]int64) []RankRow {
+	var out []RankRow
+	for k, l := range m {
+		n := sum(l)
+		if n == 0 {
+			continue
+		}
+		out = append(out, RankRow{Key: k, Rated: n, Rate: float64(l[0]+l[1]+l[2]) / float64(n)})
+	}
+	slices.SortFunc(out, func(a, b RankRow) int {
+		if a.Rate != b.Rate {
+			if a.Rate > b.Rate {
+				return -1
+			}
+			return 1
+		}
+		if a.Rated != b.Rated {
+			if a.Rated > b.Rated {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
+	for i := range out {
+		out[i].Rank = i + 1
+		out[i].Bar = round2(out[i].Rate * 100)
+		out[i].LastPlace = out[i].Rate > 0 && out[i].Rate == out[0].Rate
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// clock returns the hall-local time of day of an RFC 3339 time, with the
+// date when it is not today's.
+func clock(rfc string, loc *time.Location) string {
+	t, err := time.Parse(time.RFC3339Nano, rfc)
+	if err != nil {
+		return rfc
+	}
+	return t.In(loc).Format("01-02 15:04:05")
+}
+
+func (d *dashboard) render(w http.ResponseWriter, r *http.Request, name string, data any) {
+	var b bytes.Buffer
+	if err := d.tmpl.ExecuteTemplate(&b, name, data); err != nil {
+		d.s.internal(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Write(b.Bytes())
+}
+
+func (d *dashboard) hallPage(w http.ResponseWriter, r *http.Request) {
+	v, err := d.view(r.Context(), langOf(r))
+	if err != nil {
+		d.s.internal(w, r, err)
+		return
+	}
+	d.render(w, r, "hall.html", v)
+}
+
+func (d *dashboard) hallJSON(w http.ResponseWriter, r *http.Request) {
+	v, err := d.view(r.Context(), langOf(r))
+	if err != nil {
+		d.s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"hall": v.Hall, "today": v.Today, "tiles": nonNil(v.Tiles)})
+}
+
+// fragments are the parts of the live view a page may fetch again.
+var fragments = map[string]string{"tiles": "tiles", "charts": "charts", "followups": "followups", "audit": "audit"}
+
+func (d *dashboard) fragment(w http.ResponseWriter, r *http.Request) {
+	name, ok := fragments[r.PathValue("name")]
+	if !ok {
+		d.s.fail(w, http.StatusNotFound, "no fragment "+r.PathValue("name"))
+		return
+	}
+	v, err := d.view(r.Context(), langOf(r))
+	if err != nil {
+		d.s.internal(w, r, err)
+		return
+	}
+	d.render(w, r, name, v)
+}
+
+// reportView is the printable monthly report.
+type reportView struct {
+	Lang, Other string
+	T           dict
+	Hall        string
+	Month       string
+	Prev, Next  string
+	Generated   string
+	Report      report.Report
+	Total       []LevelCount
+	Counters    []reportLine
+	Staff       []reportLine
+	Trend       Trend
+	Bars        Bars
+}
+
+type reportLine struct {
+	Rank      int
+	Row       report.Row
+	Levels    []LevelCount
+	Bar       float64
+	LastPlace bool
+}
+
+func (d *dashboard) reportPage(w http.ResponseWriter, r *http.Request) {
+	cfg := d.s.cfg
+	lang := langOf(r)
+	t := dicts[lang]
+	now := cfg.Now().In(cfg.Location)
+	month := r.URL.Query().Get("month")
+	if month == "" {
+		month = now.Format("2006-01")
+	}
+	from, to, err := report.Month(month, cfg.Location)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error(), Field: "month"})
+		return
+	}
+	rep, err := Report(r.Context(), cfg.Store, month, cfg.Hall, cfg.Location, cfg.Points)
+	if err != nil {
+		d.s.internal(w, r, err)
+		return
+	}
+	v := reportView{Lang: lang, Other: t["lang_param"], T: t, Hall: cfg.Hall, Month: month, Report: rep,
+		Prev: from.AddDate(0, -1, 0).Format("2006-01"), Next: to.Format("2006-01"),
+		Generated: now.Format("2006-01-02 15:04:05")}
+	levels := func(l [5]int64) []LevelCount {
+		var out []LevelCount
+		for lv := 5; lv >= 1; lv-- {
+			out = append(out, LevelCount{level(lv, t), l[lv-1]})
+		}
+		return out
+	}
+	v.Total = levels(rep.Total.Levels)
+	lines := func(rows []report.Row) []reportLine {
+		var out []reportLine
+		for i, row := range rows {
+			out = append(out, reportLine{Rank: i + 1, Row: row, Levels: levels(row.Levels), Bar: round2(row.NotSatisfiedRate * 100),
+				LastPlace: row.Rated > 0 && row.NotSatisfiedRate > 0 && row.NotSatisfiedRate == rows[0].NotSatisfiedRate})
+		}
+		return out
+	}
+	v.Counters, v.Staff = lines(rep.ByCounter), lines(rep.ByStaff)
+	byCounter := map[string][5]int64{}
+	var keys []string
+	for _, row := range rep.ByCounter {
+		byCounter[row.Key] = row.Levels
+		keys = append(keys, row.Key)
+	}
+	slices.Sort(keys)
+	v.Bars = stackedBars(keys, byCounter, t)
+	if st, ok := cfg.Store.(DashboardStore); ok {
+		counts, err := st.LevelCounts(r.Context(), cfg.Hall, from.UnixMilli(), to.UnixMilli())
+		if err != nil {
+			d.s.internal(w, r, err)
+			return
+		}
+		days := to.AddDate(0, 0, -1).Day()
+		dl := make([][5]int64, days)
+		for _, c := range counts {
+			if day, err := time.ParseInLocation(time.DateOnly, c.Day, cfg.Location); err == nil && rated(c) && day.Month() == from.Month() {
+				dl[day.Day()-1][c.Satisfaction-1] += c.N
+			}
+		}
+		rates, n := make([]float64, days), make([]int64, days)
+		for i, l := range dl {
+			n[i], rates[i] = sum(l), -1
+			if n[i] > 0 {
+				rates[i] = float64(l[3]+l[4]) / float64(n[i])
+			}
+		}
+		v.Trend = trend(rates, n, t)
+	}
+	d.render(w, r, "report.html", v)
+}
+
+// args makes a map of its key, value pairs, to hand a template several
+// values.
+func args(kv ...any) (map[string]any, error) {
+	if len(kv)%2 != 0 {
+		return nil, errors.New("args: odd number of arguments")
+	}
+	m := make(map[string]any, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		k, ok := kv[i].(string)
+		if !ok {
+			return nil, fmt.Errorf("args: key %v is not a string", kv[i])
+		}
+		m[k] = kv[i+1]
+	}
+	return m, nil
+}
