@@ -37,6 +37,8 @@ func commands() []command {
 		{"run", "run the collector (the default)", cmdRun},
 		{"cases", "cases import FILE.csv: add cases (办件) from a CSV file", cmdCases},
 		{"report", "print a month's satisfaction report per staff and counter", cmdReport},
+		{"verify", "verify FILE... | verify -store: re-verify signatures, chains and seqs offline", cmdVerify},
+		{"acl", "print the hall Mosquitto's ACL made from the device inventory", cmdACL},
 		{"version", "print the version", cmdVersion},
 	}
 }
@@ -49,6 +51,8 @@ func main() {
 	case err == nil || errors.Is(err, flag.ErrHelp):
 	case errors.Is(err, errUsage):
 		os.Exit(2)
+	case errors.Is(err, errFlagged):
+		os.Exit(1)
 	default:
 		fmt.Fprintln(os.Stderr, "hallrate-collector:", err)
 		os.Exit(1)

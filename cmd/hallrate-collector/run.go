@@ -145,6 +145,10 @@ func serve(ctx context.Context, cfg config.Config, io stdio) error {
 	if err != nil {
 		return err
 	}
+	keys, tlsConf, err := trustSetup(cfg, log)
+	if err != nil {
+		return err
+	}
 	listener, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http.listen: %w", err)
@@ -164,6 +168,10 @@ func serve(ctx context.Context, cfg config.Config, io stdio) error {
 		return err
 	} else if n > 0 {
 		log.Info("evaluations this collector was sending before it stopped are queued again", "count", n)
+	}
+
+	if err := saveInventory(ctx, db, keys); err != nil {
+		return err
 	}
 
 	var export ingest.Sink
@@ -224,6 +232,11 @@ func serve(ctx context.Context, cfg config.Config, io stdio) error {
 			joinNudge.nudge()
 			alertNudge.nudge()
 		},
+		Keys:           keys,
+		HoldUnverified: keys != nil && !cfg.Trust.AcceptUnverified,
+		OnTrust: func(id, reason string) {
+			fmt.Fprintf(out, "FLAGGED: %s %s\n", id, reason)
+		},
 	})
 	if err != nil {
 		return err
@@ -252,6 +265,7 @@ func serve(ctx context.Context, cfg config.Config, io stdio) error {
 		Username: cfg.MQTT.Username, Password: password,
 		Filters: append(filters(cfg), ticketFilter(cfg.MQTT.TopicPrefix, cfg.Hall.ID)),
 		Logger:  log,
+		TLS:     tlsConf,
 	})
 	alerter := &esup.Alerter{Store: db, Publisher: l, Prefix: cfg.MQTT.TopicPrefix, Logger: log, Now: time.Now}
 	if cfg.Demo.Tickets {
@@ -276,6 +290,7 @@ func serve(ctx context.Context, cfg config.Config, io stdio) error {
 		{Name: "ratings_duplicate_case_total", Help: "Counted ratings flagged duplicate_case.", Value: func() int64 { return joiner.Stats().Duplicates }},
 		{Name: "ratings_unmatched_total", Help: "Counted ratings marked unmatched.", Value: func() int64 { return joiner.Stats().Unmatched }},
 	}
+	counters = append(counters, trustCounters(in)...)
 	if deliverer != nil {
 		counters = append(counters,
 			web.Counter{Name: "deliveries_total", Help: "Delivery attempts.", Value: func() int64 { return deliverer.Stats().Attempts }},

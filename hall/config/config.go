@@ -32,6 +32,21 @@ type Config struct {
 	Log      Log      `toml:"log"`
 	Followup Followup `toml:"followup"`
 	Report   Report   `toml:"report"`
+	Trust    Trust    `toml:"trust"`
+}
+
+// Trust configures the verification of records (docs/trust.md).
+type Trust struct {
+	// KeysFile is the device inventory: "device hall counter pubkey" a
+	// line. Empty: nothing can be verified, every record is unverified.
+	KeysFile string `toml:"keys_file"`
+	// AcceptUnverified lets ratings of devices without a trusted key count
+	// (still shown unverified) while a hall enrols its terminals. Without
+	// a keys file they always count. Flagged ratings never do.
+	AcceptUnverified bool `toml:"accept_unverified"`
+	// CollectorIdentity is the collector's certificate name, the user the
+	// generated ACL gives read access to everything.
+	CollectorIdentity string `toml:"collector_identity"`
 }
 
 // Followup configures the follow-ups (整改工单) of bad ratings.
@@ -71,6 +86,12 @@ type MQTT struct {
 	ClientID     string `toml:"client_id"`
 	Username     string `toml:"username"`
 	PasswordFile string `toml:"password_file"`
+	// CAFile, CertFile and KeyFile are PEM files for TLS to the broker:
+	// the CA of the broker's certificate (system roots when empty) and the
+	// collector's client certificate and key, for mutual TLS.
+	CAFile   string `toml:"ca_file"`
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
 }
 
 // Store is the database.
@@ -161,7 +182,8 @@ func Default() Config {
 			Done:    Duration{15 * time.Second},
 			Idle:    Duration{3 * time.Second},
 		},
-		Log: Log{Level: "info", SummaryInterval: Duration{time.Minute}},
+		Log:   Log{Level: "info", SummaryInterval: Duration{time.Minute}},
+		Trust: Trust{CollectorIdentity: "hall-collector"},
 	}
 }
 
@@ -232,6 +254,9 @@ func (c *Config) Validate() error {
 	if err := c.validateHall(); err != nil {
 		return err
 	}
+	if !record.ValidID(c.Trust.CollectorIdentity) {
+		return fmt.Errorf("config: trust.collector_identity: %q is not of [A-Za-z0-9._-]{1,64}", c.Trust.CollectorIdentity)
+	}
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(c.Log.Level)); err != nil {
 		return fmt.Errorf("config: log.level: %q is not one of debug, info, warn, error", c.Log.Level)
@@ -294,6 +319,9 @@ func (c *Config) validateMQTT() error {
 	p := m.TopicPrefix
 	if p == "" || strings.ContainsAny(p, "+#") || strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") {
 		return fmt.Errorf("config: mqtt.topic_prefix: %q must be non-empty, without wildcards or outer slashes", p)
+	}
+	if (m.CertFile == "") != (m.KeyFile == "") {
+		return errors.New("config: mqtt.cert_file: cert_file and key_file go together")
 	}
 	if strings.ContainsAny(m.ShareGroup, "/+#") {
 		return fmt.Errorf("config: mqtt.share_group: %q must not contain / + or #", m.ShareGroup)

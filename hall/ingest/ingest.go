@@ -9,14 +9,19 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/hall/trust"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -56,6 +61,15 @@ type Config struct {
 	OnEvent func(store.GapEvent)
 	// OnStored is called after each batch that stored something new.
 	OnStored func()
+	// Keys is the hall's device inventory, from the trusted keys file.
+	// Nil verifies nothing: every record is stored unverified.
+	Keys *trust.Inventory
+	// HoldUnverified keeps unverified counted ratings out of joins,
+	// scores and evaluations, as flagged ones always are.
+	HoldUnverified bool
+	// OnTrust is told of every record stored flagged and of every chain
+	// break and conflicting copy found. It must return promptly.
+	OnTrust func(id, reason string)
 }
 
 // Stats are the ingester's counters.
@@ -68,6 +82,12 @@ type Stats struct {
 	Followups  int64 // follow-ups of bad ratings opened
 	Gaps       int64 // gaps opened
 	Filled     int64 // seqs received late, inside a gap
+	// Verified, Unverified and Flagged count new records by trust state
+	// as stored; ChainBreaks and Conflicts the store's findings (which
+	// may flag a record stored before); KeyMismatches the statuses that
+	// announced another key than the trusted one.
+	Verified, Unverified, Flagged         int64
+	ChainBreaks, Conflicts, KeyMismatches int64
 }
 
 // Ingester stores the records of a stream of messages. Its methods are
@@ -77,6 +97,11 @@ type Ingester struct {
 	log *slog.Logger
 
 	stored, duplicates, malformed, mismatched, statuses, followups, gaps, filled atomic.Int64
+	verified, unverified, flagged, chainBreaks, conflicts, keyMismatches         atomic.Int64
+
+	mu sync.Mutex
+	// announced are the keys devices published in their statuses.
+	announced map[string]ed25519.PublicKey
 }
 
 // New returns an ingester.
@@ -105,7 +130,10 @@ func New(cfg Config) (*Ingester, error) {
 	if cfg.OnStored == nil {
 		cfg.OnStored = func() {}
 	}
-	return &Ingester{cfg: cfg, log: cfg.Logger}, nil
+	if cfg.OnTrust == nil {
+		cfg.OnTrust = func(string, string) {}
+	}
+	return &Ingester{cfg: cfg, log: cfg.Logger, announced: map[string]ed25519.PublicKey{}}, nil
 }
 
 // Stats returns the counters.
@@ -114,6 +142,8 @@ func (in *Ingester) Stats() Stats {
 		Stored: in.stored.Load(), Duplicates: in.duplicates.Load(), Malformed: in.malformed.Load(),
 		Mismatched: in.mismatched.Load(), Statuses: in.statuses.Load(), Followups: in.followups.Load(),
 		Gaps: in.gaps.Load(), Filled: in.filled.Load(),
+		Verified: in.verified.Load(), Unverified: in.unverified.Load(), Flagged: in.flagged.Load(),
+		ChainBreaks: in.chainBreaks.Load(), Conflicts: in.conflicts.Load(), KeyMismatches: in.keyMismatches.Load(),
 	}
 }
 
@@ -147,6 +177,7 @@ func (in *Ingester) Handle(ctx context.Context, msgs []Message) error {
 				in.malformedMsg(m, err)
 				continue
 			}
+			in.announce(s)
 			b.Statuses = append(b.Statuses, store.StatusUpdate{Hall: t.Hall, Counter: t.Counter, Status: s,
 				Raw: compact(m.Payload), ReceivedMS: now.UnixMilli()})
 		default:
@@ -185,12 +216,9 @@ func (in *Ingester) Handle(ctx context.Context, msgs []Message) error {
 		}
 		in.cfg.OnEvent(e)
 	}
+	in.trustFindings(saved)
 	for _, r := range saved.New {
 		in.stored.Add(1)
-		if !r.Verified {
-			in.mismatched.Add(1)
-			in.log.Warn("record published on another counter's topic", "id", r.ID, "hall", r.Hall, "counter", r.Counter)
-		}
 		if r.Followup != nil {
 			in.followups.Add(1)
 		}
@@ -213,13 +241,29 @@ func (in *Ingester) rating(t Topic, payload []byte, now time.Time) (store.Rating
 		return store.Rating{}, fmt.Errorf("record: pressed_at: %w", err)
 	}
 	local := pressed.In(in.cfg.Location)
+	in.mu.Lock()
+	announced := in.announced[p.Device]
+	in.mu.Unlock()
+	v := trust.Check(in.cfg.Keys, &p, announced)
+	if p.Hall != t.Hall || p.Counter != t.Counter {
+		// The topic is not signed, so this proves no forgery; but the ACL
+		// should have stopped it, and it is not verified.
+		if v.State == trust.Verified {
+			v.State = trust.Unverified
+		}
+		v.Reasons = append(v.Reasons, trust.WrongTopic)
+	}
 	r := store.Rating{
 		Press: p, Raw: compact(payload), PressedMS: pressed.UnixMilli(),
 		ServiceDay: local.Format(time.DateOnly),
-		Verified:   p.Hall == t.Hall && p.Counter == t.Counter,
-		StoredMS:   now.UnixMilli(),
+		Verified:   v.State == trust.Verified,
+		Trust:      string(v.State), TrustReason: v.Reason(),
+		Hold:     v.State == trust.Flagged || (v.State == trust.Unverified && in.cfg.HoldUnverified),
+		StoredMS: now.UnixMilli(),
 	}
-	if p.Disposition == record.Counted && p.Satisfaction <= 2 && in.cfg.DueDate != nil {
+	// A rating the hall does not accept opens no follow-up: a forged 差评
+	// must not set staff to work.
+	if p.Disposition == record.Counted && p.Satisfaction <= 2 && in.cfg.DueDate != nil && !r.Hold {
 		r.Followup = in.followup(p, in.cfg.DueDate(local), now)
 	}
 	return r, nil
@@ -286,4 +330,89 @@ func DecodeStatus(payload []byte) (record.Status, error) {
 		return record.Status{}, fmt.Errorf("status: epoch: invalid id %q", s.Epoch)
 	}
 	return s, nil
+}
+
+// announce notes the key a device announced in its status, for trust on
+// first use, and alarms when it is not the key the hall trusts.
+func (in *Ingester) announce(s record.Status) {
+	if s.PubKey == "" {
+		return
+	}
+	k, err := record.DecodePublicKey(s.PubKey)
+	if err != nil {
+		in.log.Warn("status carries a pubkey that is not an ed25519 key", "device", s.Device)
+		return
+	}
+	in.mu.Lock()
+	old := in.announced[s.Device]
+	in.announced[s.Device] = k
+	in.mu.Unlock()
+	d, ok := in.cfg.Keys.Device(s.Device)
+	if !ok || d.Key == nil || d.Key.Equal(k) || old.Equal(k) {
+		return
+	}
+	// Logged once per key announced, not once per status refresh.
+	in.keyMismatches.Add(1)
+	in.log.Error("device announces another key than the trusted one: its records will fail verification",
+		"device", s.Device, "announced", s.PubKey, "trusted", record.EncodePublicKey(d.Key))
+}
+
+// trustFindings counts and reports the verification state of a batch's
+// new records and the store's findings. Flagged records are alarms: each
+// is logged, up to a limit that keeps a flood from filling the disk.
+func (in *Ingester) trustFindings(saved store.Saved) {
+	for _, r := range saved.New {
+		if slices.Contains(strings.Split(r.TrustReason, ","), trust.WrongTopic) {
+			in.mismatched.Add(1)
+			in.log.Warn("record published on another counter's topic", "id", r.ID, "hall", r.Hall, "counter", r.Counter)
+		}
+		switch r.Trust {
+		case store.TrustVerified:
+			in.verified.Add(1)
+		case store.TrustFlagged:
+			in.flagged.Add(1)
+			in.alarm("record failed verification: kept, flagged and left out of scores",
+				r.ID, r.TrustReason, "hall", r.Hall, "counter", r.Counter, "join_state", joinOf(r))
+		default:
+			in.unverified.Add(1)
+		}
+	}
+	for _, e := range saved.Trust {
+		switch e.Kind {
+		case store.ReasonChainBreak:
+			in.chainBreaks.Add(1)
+		case store.ReasonConflict:
+			in.conflicts.Add(1)
+		}
+		if isNewIn(saved.New, e.ID) {
+			continue // reported with the record above
+		}
+		msg := "stored record flagged: " + e.Kind
+		if e.JoinState == store.Joined {
+			msg += " (its evaluation was made already)"
+		}
+		in.alarm(msg, e.ID, e.Kind, "device", e.Device, "epoch", e.Epoch, "seq", e.Seq)
+	}
+}
+
+func (in *Ingester) alarm(msg, id, reason string, kv ...any) {
+	n := in.flagged.Load() + in.chainBreaks.Load() + in.conflicts.Load()
+	if n <= 100 || n%100 == 0 {
+		in.log.Error(msg, append([]any{"id", id, "reason", reason}, kv...)...)
+	}
+	in.cfg.OnTrust(id, reason)
+}
+
+func joinOf(r store.Rating) string {
+	if r.Disposition != record.Counted {
+		return ""
+	}
+	if r.Hold {
+		return store.Excluded
+	}
+	return store.Waiting
+}
+
+func isNewIn(rs []store.Rating, id string) bool {
+	return slices.ContainsFunc(rs, func(r store.Rating) bool { return r.ID == id })
 }

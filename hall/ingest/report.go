@@ -75,6 +75,16 @@ func PrintAudit(w io.Writer, a store.Audit, s Stats) error {
 		}
 		b.WriteByte('\n')
 	}
+	for _, c := range a.Trust {
+		fmt.Fprintf(&b, "audit: %s/%s: %d records verified, %d unverified", c.Hall, c.Counter, c.Verified, c.Unverified)
+		if c.TOFU > 0 {
+			fmt.Fprintf(&b, " (%d only under a key the device announced)", c.TOFU)
+		}
+		if c.Flagged > 0 {
+			fmt.Fprintf(&b, ", %d FAILED VERIFICATION", c.Flagged)
+		}
+		b.WriteByte('\n')
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -33,6 +33,9 @@ type Config struct {
 	MaxBatch  int
 	KeepAlive time.Duration
 	Logger    *slog.Logger
+	// TLS, when set, is used for ssl://, mqtts:// and wss:// brokers (see
+	// [TLSConfig]).
+	TLS *tls.Config
 }
 
 // Message is a message received from the broker.
@@ -111,6 +114,9 @@ func New(cfg Config) *Link {
 		})
 	if cfg.Username != "" {
 		opts.SetUsername(cfg.Username).SetPassword(cfg.Password)
+	}
+	if cfg.TLS != nil {
+		opts.SetTLSConfig(cfg.TLS)
 	}
 	l.client = mqtt.NewClient(opts)
 	return l

@@ -43,6 +43,12 @@ type Row struct {
 	Unmatched int64 `json:"unmatched"`
 	Duplicate int64 `json:"duplicate_case"`
 	Flagged   int64 `json:"flagged"`
+	// FailedVerification are records of any disposition that failed
+	// verification (bad signature, broken chain, wrong counter...);
+	// Unverified are counted ratings kept out because the hall holds no
+	// trusted key for their device. Neither is in Levels or Flagged.
+	FailedVerification int64 `json:"failed_verification"`
+	Unverified         int64 `json:"unverified"`
 }
 
 // Report is a month's report.
@@ -90,6 +96,10 @@ func Make(month, hall string, rows []store.ReportRow, points [5]float64) Report 
 
 func add(row *Row, x store.ReportRow) {
 	switch {
+	case x.Trust == store.TrustFlagged:
+		row.FailedVerification++
+	case x.JoinState == store.Excluded:
+		row.Unverified++
 	case x.Disposition != string(record.Counted):
 		row.Flagged++
 	case x.JoinState == store.Unmatched:
@@ -148,7 +158,7 @@ func (r Report) WriteJSON(w io.Writer) error {
 
 // CSVHeader are the columns of [Report.WriteCSV].
 var CSVHeader = []string{"month", "group", "key", "rated", "非常不满意", "不满意", "基本满意", "满意", "非常满意",
-	"好评率", "差评率", "不满意率", "score", "unmatched", "duplicate_case", "flagged"}
+	"好评率", "差评率", "不满意率", "score", "unmatched", "duplicate_case", "flagged", "failed_verification", "unverified"}
 
 // WriteCSV writes one line per staff member, then per counter, then the
 // total.
@@ -164,7 +174,8 @@ func (r Report) WriteCSV(w io.Writer) error {
 			rec = append(rec, strconv.FormatInt(c, 10))
 		}
 		rec = append(rec, f(x.GoodRate), f(x.BadRate), f(x.NotSatisfiedRate), f(x.Score),
-			strconv.FormatInt(x.Unmatched, 10), strconv.FormatInt(x.Duplicate, 10), strconv.FormatInt(x.Flagged, 10))
+			strconv.FormatInt(x.Unmatched, 10), strconv.FormatInt(x.Duplicate, 10), strconv.FormatInt(x.Flagged, 10),
+			strconv.FormatInt(x.FailedVerification, 10), strconv.FormatInt(x.Unverified, 10))
 		return cw.Write(rec)
 	}
 	for _, x := range r.ByStaff {

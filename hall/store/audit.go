@@ -33,6 +33,14 @@ type DeviceAudit struct {
 	// Missing are the seqs the device reports delivered to the broker (up
 	// to last_seq - pending) that were not received.
 	Missing Ranges `json:"missing"`
+	// PubKey is the key the device announced in its status; TrustedKey the
+	// key of the hall's keys file, and Assigned its counter there ("" when
+	// the file does not list the device). KeyMismatch: both are known and
+	// differ.
+	PubKey      string `json:"pubkey,omitempty"`
+	TrustedKey  string `json:"trusted_key,omitempty"`
+	Assigned    string `json:"assigned,omitempty"`
+	KeyMismatch bool   `json:"key_mismatch"`
 }
 
 // Audit is the state of the loss audit.
@@ -40,6 +48,8 @@ type Audit struct {
 	Stored  int64         `json:"stored"`
 	Streams []StreamAudit `json:"streams"`
 	Devices []DeviceAudit `json:"devices"`
+	// Trust counts each counter's records by verification state.
+	Trust []CounterTrust `json:"trust"`
 }
 
 // Audit computes the loss audit from the stored records and the devices'
@@ -76,7 +86,7 @@ func (s *DB) Audit(ctx context.Context) (Audit, error) {
 		}
 	}
 	rows, err = s.db.QueryContext(ctx, `SELECT device, hall, counter, online, version, outbox_full, status_at, epoch,
-		last_seq, pending FROM device ORDER BY device`)
+		last_seq, pending, pubkey, trusted_key, assigned_hall, assigned_counter FROM device ORDER BY device`)
 	if err != nil {
 		return a, fmt.Errorf("store: audit devices: %w", err)
 	}
@@ -85,10 +95,15 @@ func (s *DB) Audit(ctx context.Context) (Audit, error) {
 		var d DeviceAudit
 		var online, full int
 		var lastSeq, pending sql.NullInt64
+		var ahall, acounter string
 		if err := rows.Scan(&d.Device, &d.Hall, &d.Counter, &online, &d.Version, &full, &d.StatusAt, &d.Epoch,
-			&lastSeq, &pending); err != nil {
+			&lastSeq, &pending, &d.PubKey, &d.TrustedKey, &ahall, &acounter); err != nil {
 			return a, fmt.Errorf("store: audit devices: %w", err)
 		}
+		if ahall != "" {
+			d.Assigned = ahall + "/" + acounter
+		}
+		d.KeyMismatch = d.PubKey != "" && d.TrustedKey != "" && d.PubKey != d.TrustedKey
 		d.Online, d.OutboxFull = online == 1, full == 1
 		if d.Epoch != "" && lastSeq.Valid {
 			d.Audited, d.LastSeq = true, uint64(lastSeq.Int64)
@@ -109,6 +124,9 @@ func (s *DB) Audit(ctx context.Context) (Audit, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return a, fmt.Errorf("store: audit devices: %w", err)
+	}
+	if a.Trust, err = s.TrustByCounter(ctx); err != nil {
+		return a, err
 	}
 	return a, nil
 }
@@ -146,13 +164,15 @@ type ReportRow struct {
 	Satisfaction int
 	Disposition  string
 	JoinState    string
+	// Trust is the record's verification state.
+	Trust string
 }
 
 // ReportRows returns the ratings pressed in [fromMS, toMS), with the staff
 // of their case when they have one and of their ticket otherwise.
 func (s *DB) ReportRows(ctx context.Context, fromMS, toMS int64) ([]ReportRow, error) {
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT r.counter, COALESCE(NULLIF(c.staff, ''), r.staff), r.satisfaction,
-			r.disposition, r.join_state
+			r.disposition, r.join_state, r.trust
 		FROM rating r LEFT JOIN hcase c ON c.project_no = r.case_no AND r.case_no <> ''
 		WHERE r.pressed_ms >= ? AND r.pressed_ms < ?`), fromMS, toMS)
 	if err != nil {
@@ -162,7 +182,7 @@ func (s *DB) ReportRows(ctx context.Context, fromMS, toMS int64) ([]ReportRow, e
 	var out []ReportRow
 	for rows.Next() {
 		var r ReportRow
-		if err := rows.Scan(&r.Counter, &r.Staff, &r.Satisfaction, &r.Disposition, &r.JoinState); err != nil {
+		if err := rows.Scan(&r.Counter, &r.Staff, &r.Satisfaction, &r.Disposition, &r.JoinState, &r.Trust); err != nil {
 			return nil, fmt.Errorf("store: report rows: %w", err)
 		}
 		out = append(out, r)

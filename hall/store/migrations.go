@@ -132,6 +132,8 @@ var migrations = []func(tx *sql.Tx, d dialect) error{
 			`CREATE INDEX followup_alert ON followup (alert_sent_ms)`,
 		)
 	},
+	// 2: verification state of records, device keys, conflicting copies.
+	migrateTrust,
 }
 
 func execAll(tx *sql.Tx, d dialect, stmts ...string) error {

@@ -32,8 +32,15 @@ type Rating struct {
 	PressedMS int64
 	// ServiceDay is the hall-local date of pressed_at, 2006-01-02.
 	ServiceDay string
-	// Verified is false when the record arrived on another counter's topic.
+	// Verified is true only when Trust is verified.
 	Verified bool
+	// Trust is the record's verification state (TrustVerified,
+	// TrustUnverified, TrustFlagged; "" takes it from Verified) and TrustReason
+	// its reasons, comma-separated.
+	Trust, TrustReason string
+	// Hold keeps a counted rating out of joins (join state excluded):
+	// flagged, or unverified where only verified ratings count.
+	Hold     bool
 	StoredMS int64
 	// Followup, when set, is opened with the rating (a counted 差评).
 	Followup *Followup
@@ -84,6 +91,8 @@ type Saved struct {
 	// the others were stored before.
 	New    []Rating
 	Events []GapEvent
+	// Trust are the chain breaks and conflicting copies found.
+	Trust []TrustEvent
 }
 
 // maxRows bounds the rows of one multi-row insert.
@@ -91,7 +100,7 @@ const maxRows = 200
 
 const ratingCols = `id, device, hall, counter, epoch, seq, button, label, satisfaction, disposition,
 	ticket, staff, item, project_no, pressed_at, pressed_ms, service_day, clock_synced, verified,
-	stored_ms, join_state, raw`
+	stored_ms, join_state, raw, trust, trust_reason, prev, chain_hash, signed`
 
 // SaveBatch stores the batch in one transaction: each rating once, keyed on
 // its id; the per-epoch counts and highest seq; the devices' last status;
@@ -130,6 +139,9 @@ func (s *DB) SaveBatch(ctx context.Context, b Batch) (Saved, error) {
 			return err
 		}
 		saved.Events = ev
+		if saved.Trust, err = s.checkTrust(ctx, tx, rs, saved.New, isNew); err != nil {
+			return err
+		}
 		if err := s.openFollowups(ctx, tx, saved.New); err != nil {
 			return err
 		}
@@ -145,7 +157,7 @@ func (s *DB) insertRatings(ctx context.Context, tx *sql.Tx, rs []Rating) ([]stri
 	if len(rs) == 0 {
 		return nil, nil
 	}
-	const n = 22
+	const n = 27
 	var sb strings.Builder
 	sb.WriteString("INSERT INTO rating (" + ratingCols + ") VALUES ")
 	args := make([]any, 0, n*len(rs))
@@ -159,10 +171,22 @@ func (s *DB) insertRatings(ctx context.Context, tx *sql.Tx, rs []Rating) ([]stri
 		join := ""
 		if r.Disposition == record.Counted {
 			join = Waiting
+			if r.Hold {
+				join = Excluded
+			}
+		}
+		trust := r.Trust
+		if trust == "" {
+			// The caller decided only Verified (tests, tools).
+			trust = TrustUnverified
+			if r.Verified {
+				trust = TrustVerified
+			}
 		}
 		args = append(args, r.ID, r.Device, r.Hall, r.Counter, r.Epoch, int64(r.Seq), r.Button, r.Label,
 			r.Satisfaction, string(r.Disposition), ticket, staff, item, projectNo, r.PressedAt, r.PressedMS,
-			r.ServiceDay, boolInt(r.ClockSynced), boolInt(r.Verified), r.StoredMS, join, string(r.Raw))
+			r.ServiceDay, boolInt(r.ClockSynced), boolInt(r.Verified && trust == TrustVerified), r.StoredMS, join, string(r.Raw),
+			trust, r.TrustReason, r.Prev, r.ChainHash(), boolInt(r.Sig != ""))
 	}
 	sb.WriteString(" ON CONFLICT (id) DO NOTHING RETURNING id")
 	rows, err := tx.QueryContext(ctx, s.d.q(sb.String()), args...)
@@ -248,8 +272,8 @@ func (s *DB) saveStatuses(ctx context.Context, tx *sql.Tx, sts []StatusUpdate) e
 		// A status without epoch and last_seq (the Last Will) keeps the
 		// last audited ones.
 		_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO device (device, hall, counter, online, version, boot_id, epoch,
-				last_seq, pending, outbox_full, status_at, status_ms, status)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				last_seq, pending, outbox_full, status_at, status_ms, status, pubkey)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (device) DO UPDATE SET hall = excluded.hall, counter = excluded.counter,
 				online = excluded.online,
 				version = CASE WHEN excluded.version = '' THEN device.version ELSE excluded.version END,
@@ -258,9 +282,10 @@ func (s *DB) saveStatuses(ctx context.Context, tx *sql.Tx, sts []StatusUpdate) e
 				last_seq = COALESCE(excluded.last_seq, device.last_seq),
 				pending = COALESCE(excluded.pending, device.pending),
 				outbox_full = excluded.outbox_full, status_at = excluded.status_at,
-				status_ms = excluded.status_ms, status = excluded.status`),
+				status_ms = excluded.status_ms, status = excluded.status,
+				pubkey = CASE WHEN excluded.pubkey = '' THEN device.pubkey ELSE excluded.pubkey END`),
 			st.Device, st.Hall, st.Counter, boolInt(st.Online), st.Version, st.BootID, epoch,
-			lastSeq, pending, boolInt(full), st.At, st.ReceivedMS, string(st.Raw))
+			lastSeq, pending, boolInt(full), st.At, st.ReceivedMS, string(st.Raw), st.PubKey)
 		if err != nil {
 			return fmt.Errorf("save status of %s: %w", st.Device, err)
 		}
@@ -274,7 +299,9 @@ type RatingFilter struct {
 	JoinState string
 	// Disposition, when set, is a record disposition.
 	Disposition string
-	Limit       int
+	// Trust, when set, is a trust state: verified, unverified or flagged.
+	Trust string
+	Limit int
 }
 
 // StoredRating is a stored rating as listed.
@@ -294,12 +321,14 @@ type StoredRating struct {
 	JoinState    string `json:"join_state,omitempty"`
 	CaseNo       string `json:"case,omitempty"`
 	StoredMS     int64  `json:"stored_ms"`
+	Trust        string `json:"trust"`
+	TrustReason  string `json:"trust_reason,omitempty"`
 }
 
 // Ratings lists stored ratings, newest first.
 func (s *DB) Ratings(ctx context.Context, f RatingFilter) ([]StoredRating, error) {
 	q := `SELECT id, device, hall, counter, seq, satisfaction, disposition, ticket, staff, project_no,
-		pressed_at, service_day, join_state, case_no, stored_ms FROM rating WHERE 1 = 1`
+		pressed_at, service_day, join_state, case_no, stored_ms, trust, trust_reason FROM rating WHERE 1 = 1`
 	var args []any
 	if f.JoinState != "" {
 		q += ` AND join_state = ?`
@@ -308,6 +337,10 @@ func (s *DB) Ratings(ctx context.Context, f RatingFilter) ([]StoredRating, error
 	if f.Disposition != "" {
 		q += ` AND disposition = ?`
 		args = append(args, f.Disposition)
+	}
+	if f.Trust != "" {
+		q += ` AND trust = ?`
+		args = append(args, f.Trust)
 	}
 	q += ` ORDER BY stored_ms DESC, id LIMIT ?`
 	args = append(args, limit(f.Limit))
@@ -320,7 +353,8 @@ func (s *DB) Ratings(ctx context.Context, f RatingFilter) ([]StoredRating, error
 	for rows.Next() {
 		var r StoredRating
 		if err := rows.Scan(&r.ID, &r.Device, &r.Hall, &r.Counter, &r.Seq, &r.Satisfaction, &r.Disposition,
-			&r.Ticket, &r.Staff, &r.ProjectNo, &r.PressedAt, &r.ServiceDay, &r.JoinState, &r.CaseNo, &r.StoredMS); err != nil {
+			&r.Ticket, &r.Staff, &r.ProjectNo, &r.PressedAt, &r.ServiceDay, &r.JoinState, &r.CaseNo, &r.StoredMS,
+			&r.Trust, &r.TrustReason); err != nil {
 			return nil, fmt.Errorf("store: list ratings: %w", err)
 		}
 		out = append(out, r)

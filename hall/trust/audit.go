@@ -63,6 +63,7 @@ const (
 	fBadSig
 	fUnsigned
 	fWrongCounter
+	fAltered
 )
 
 type entry struct {
@@ -159,6 +160,16 @@ func (a *Auditor) Add(p *record.Press) {
 	st.entries = append(st.entries, e)
 }
 
+// MarkAltered notes that the last record added was stored with columns
+// that differ from the record as received.
+func (a *Auditor) MarkAltered(p *record.Press) {
+	st := a.streams[[2]string{p.Device, p.Epoch}]
+	if st == nil || len(st.entries) == 0 {
+		return
+	}
+	st.entries[len(st.entries)-1].flags |= fAltered
+}
+
 // End is what a device's last status says of its current epoch: the seqs
 // up to Delivered (last_seq - pending) were acknowledged by the broker.
 type End struct {
@@ -188,6 +199,9 @@ type StreamReport struct {
 	ChainBreaks Seqs `json:"chain_breaks"`
 	// Conflicts are seqs received twice with different content.
 	Conflicts Seqs `json:"conflicts"`
+	// Altered are seqs whose stored columns (what scores are computed
+	// from) differ from the record as received.
+	Altered Seqs `json:"altered,omitempty"`
 	// Gaps are the seqs missing between the first and the last present
 	// (from 1 when the audit is complete); Missing those the device's
 	// status says were delivered after the last present.
@@ -197,7 +211,8 @@ type StreamReport struct {
 
 // Flagged reports whether anything in s failed.
 func (s StreamReport) Flagged() bool {
-	return len(s.BadSignature)+len(s.Unsigned)+len(s.WrongCounter)+len(s.ChainBreaks)+len(s.Conflicts)+len(s.Gaps)+len(s.Missing) > 0
+	return len(s.BadSignature)+len(s.Unsigned)+len(s.WrongCounter)+len(s.ChainBreaks)+len(s.Conflicts)+len(s.Gaps)+
+		len(s.Missing)+len(s.Altered) > 0
 }
 
 // Report is the outcome of an audit.
@@ -307,6 +322,9 @@ func (a *Auditor) finish(st *stream) StreamReport {
 		if e.flags&fWrongCounter != 0 {
 			sr.WrongCounter.add(e.seq)
 		}
+		if e.flags&fAltered != 0 {
+			sr.Altered.add(e.seq)
+		}
 		if linkBroken(es, i) {
 			sr.ChainBreaks.add(e.seq)
 		}
@@ -358,7 +376,7 @@ func (r Report) Write(w io.Writer) error {
 			seqs Seqs
 		}{{"BAD SIGNATURE", s.BadSignature}, {"UNSIGNED", s.Unsigned}, {"WRONG COUNTER", s.WrongCounter},
 			{"CHAIN BROKEN", s.ChainBreaks}, {"CONFLICTING COPIES", s.Conflicts}, {"GAPS", s.Gaps},
-			{"MISSING (status says delivered)", s.Missing}} {
+			{"MISSING (status says delivered)", s.Missing}, {"STORED COLUMNS ALTERED", s.Altered}} {
 			if len(f.seqs) > 0 {
 				fmt.Fprintf(&b, ", %s seq %s (%d)", f.name, f.seqs, f.seqs.Count())
 			}

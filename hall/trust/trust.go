@@ -54,7 +54,8 @@ const (
 	// assigned to (a terminal moved or cloned to another counter).
 	WrongCounter = "wrong_counter"
 	// WrongTopic: the record arrived on another counter's topic than the
-	// one it names.
+	// one it names. The topic is not signed, so this alone makes a record
+	// unverified, not flagged.
 	WrongTopic = "wrong_topic"
 	// ChainBreak: prev does not match the hash of the previous record of
 	// the epoch, or seq 1 carries a prev.

@@ -215,7 +215,7 @@ func limitParam(r *http.Request) int {
 func (s *Server) ratings(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	rs, err := s.cfg.Store.Ratings(r.Context(), store.RatingFilter{JoinState: q.Get("join_state"),
-		Disposition: q.Get("disposition"), Limit: limitParam(r)})
+		Disposition: q.Get("disposition"), Trust: q.Get("trust"), Limit: limitParam(r)})
 	if err != nil {
 		s.internal(w, r, err)
 		return
