@@ -5,20 +5,25 @@
 set -euo pipefail
 bin=${BIN:-bin}
 port=${DEMO_PORT:-18830}
+http=${DEMO_HTTP_PORT:-18831}
 dir=$(mktemp -d -t hallrate-demo-XXXXXX)
 
-cat >"$dir/agent.toml" <<CONF
+# Three counters, W01 to W03: W01 is the terminal you type on; W02 and W03
+# are pressed by a short random loop that stops by itself.
+for n in 1 2 3; do
+	mkdir -p "$dir/w0$n"
+	cat >"$dir/w0$n/agent.toml" <<CONF
 [device]
-id      = "w05-a"
+id      = "w0$n-a"
 hall    = "h1"
-counter = "W05"
+counter = "W0$n"
 driver  = "sim"
 
 [mqtt]
 broker = "tcp://127.0.0.1:$port"
 
 [buffer]
-path = "$dir/outbox.db"
+path = "$dir/w0$n/outbox.db"
 
 [binding]
 rating_window = "15s"
@@ -26,24 +31,51 @@ rating_window = "15s"
 [log]
 level = "warn"
 CONF
+done
 
 "$bin/hallrate-collector" run --embedded-broker "127.0.0.1:$port" --demo-tickets \
 	--demo-serving 20s --demo-done 15s --demo-idle 3s \
+	--listen "127.0.0.1:$http" --store "sqlite://$dir/collector.db" \
 	--out "$dir/records.jsonl" 2>"$dir/collector.log" &
 collector=$!
-trap 'kill $collector 2>/dev/null; wait $collector 2>/dev/null; echo; echo "demo files kept in $dir"' EXIT
+pids=()
+pressers=()
+stop() {
+	for p in "${pressers[@]}"; do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
+	kill "${pids[@]}" 2>/dev/null || true
+	wait "${pids[@]}" "${pressers[@]}" 2>/dev/null || true
+}
+trap 'stop; kill $collector 2>/dev/null; wait $collector 2>/dev/null; echo; echo "demo files kept in $dir"' EXIT
 
 for _ in $(seq 50); do
 	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
 	sleep 0.1
 done
 
+# W02 and W03: a press every few seconds for about six minutes, then quiet.
+for n in 2 3; do
+	mkfifo "$dir/w0$n/presses"
+	"$bin/hallrate-agent" run --config "$dir/w0$n/agent.toml" <"$dir/w0$n/presses" >/dev/null 2>>"$dir/w0$n/agent.log" &
+	pids+=($!)
+	(
+		for _ in $(seq 30); do
+			sleep $((6 + RANDOM % 12))
+			echo $((1 + (RANDOM % 10 < 6 ? 0 : RANDOM % 4)))
+		done
+		sleep 86400 # keep the pipe open: the agent reads on
+	) >"$dir/w0$n/presses" &
+	pressers+=($!)
+done
+
 cat <<TEXT
-hallrate demo: counter W05 of hall h1, broker on 127.0.0.1:$port.
+hallrate demo: counters W01-W03 of hall h1, broker on 127.0.0.1:$port.
+Dashboard: http://127.0.0.1:$http/  (English: http://127.0.0.1:$http/?lang=en,
+monthly report: http://127.0.0.1:$http/report). W02 and W03 are pressed at
+random for about six minutes; you press for W01.
 The collector calls a ticket to the counter every ~40 s (serving 20 s, then a
 15 s rating window). Type a button number and Enter:
   1 非常满意 very satisfied   2 满意 satisfied   3 基本满意 basic   4 不满意 dissatisfied
 Each press is printed below as the collector stores it. Ctrl-C ends.
 Logs: $dir/collector.log and the agent's warnings on this terminal.
 TEXT
-"$bin/hallrate-agent" run --config "$dir/agent.toml" || true
+"$bin/hallrate-agent" run --config "$dir/w01/agent.toml" || true
