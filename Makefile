@@ -42,9 +42,9 @@ bench: ## measure: press to durable next to the fsync floor, press to broker, ba
 	HALLRATE_BENCH=1 $(GO) test -count=1 -run TestProcessFigures -v ./e2e | grep -E '^figure:|^(ok|FAIL)'
 
 .PHONY: chaos
-chaos: ## fault injection as root: kill -9, broker crash and freeze, partitions, full disk (a few minutes)
-	HALLRATE_CHAOS=1 HALLRATE_REQUIRE_MOSQUITTO=1 $(GO) test -count=1 -timeout 15m -run 'TestChaos|TestDiskFull|TestCorruptOutbox' -v ./e2e 2>&1 \
-		| grep -v 'msg=press ' | grep -E '^(chaos:|disk full:|--- |ok|FAIL|PASS)|_test.go' ; exit $${PIPESTATUS[0]}
+chaos: ## fault injection as root: kill -9, broker crash and freeze, partitions, full disk; hall: collector kill -9, PostgreSQL crash, e-supervision down (a few minutes)
+	HALLRATE_CHAOS=1 HALLRATE_REQUIRE_MOSQUITTO=1 $(GO) test -count=1 -timeout 15m -run 'TestChaos|TestDiskFull|TestCorruptOutbox|TestHallChaos' -v ./e2e 2>&1 \
+		| grep -v 'msg=press ' | grep -E '^(chaos:|hall chaos:|disk full:|--- |ok|FAIL|PASS)|_test.go' ; exit $${PIPESTATUS[0]}
 
 .PHONY: bench-hall
 bench-hall: ## collector benchmarks: ingest into SQLite and PostgreSQL, join + export (PostgreSQL skipped if not installed)

@@ -188,21 +188,6 @@ func serve(ctx context.Context, cfg config.Config, io stdio) error {
 		export = j
 	}
 
-	brokerURL := cfg.MQTT.Broker
-	if cfg.MQTT.EmbeddedBroker != "" {
-		b, err := broker.Start(cfg.MQTT.EmbeddedBroker, brokerLogger(io.err, cfg.Log.Level))
-		if err != nil {
-			return err
-		}
-		defer func() {
-			if err := b.Close(); err != nil {
-				log.Warn("stop embedded broker", "err", err)
-			}
-		}()
-		brokerURL = b.URL()
-		log.Info("embedded broker listening", "addr", b.Addr())
-	}
-
 	joinNudge, deliverNudge, alertNudge := newNudger(), newNudger(), newNudger()
 	var tickets *demo.Runner
 	hear := func(hall, counter string) {}
@@ -241,6 +226,38 @@ func serve(ctx context.Context, cfg config.Config, io stdio) error {
 	if err != nil {
 		return err
 	}
+
+	brokerURL := cfg.MQTT.Broker
+	if cfg.MQTT.EmbeddedBroker != "" {
+		// The embedded broker keeps its sessions in memory, so a record
+		// it acknowledged and had not yet handed to the collector's link
+		// would die with the process: records are stored before the
+		// broker acknowledges them instead (docs/collector.md).
+		commits := newCommitter(in)
+		commitCtx, stopCommits := context.WithCancel(context.WithoutCancel(ctx))
+		commitsDone := make(chan struct{})
+		go func() { commits.run(commitCtx); close(commitsDone) }()
+		defer func() { stopCommits(); <-commitsDone }()
+		b, err := broker.Open(broker.Config{
+			Addr: cfg.MQTT.EmbeddedBroker, Logger: brokerLogger(io.err, cfg.Log.Level),
+			Commit: commits.Commit,
+			Durable: func(topic string) bool {
+				t, err := ingest.ParseTopic(cfg.MQTT.TopicPrefix, topic)
+				return err == nil && t.Kind == "rating"
+			},
+		})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := b.Close(); err != nil {
+				log.Warn("stop embedded broker", "err", err)
+			}
+		}()
+		brokerURL = b.URL()
+		log.Info("embedded broker listening", "addr", b.Addr())
+	}
+
 	joiner := esup.NewJoiner(esup.JoinConfig{
 		Store: db, Location: loc, AreaCode: cfg.Hall.AreaCode, PF: cfg.ESup.PF,
 		MatchWindow: cfg.ESup.MatchWindow.Duration, Sink: cfg.ESup.Sink, Logger: log,
@@ -366,7 +383,7 @@ func (p *parts) run(ctx context.Context) error {
 	linkDone := make(chan error, 1)
 	go func() {
 		linkDone <- p.link.Run(linkCtx, func(msgs []link.Message) error {
-			return p.in.Handle(context.WithoutCancel(linkCtx), toIngest(splitTickets(msgs, p.prefix, p.hub)))
+			return p.store(linkCtx, toIngest(splitTickets(msgs, p.prefix, p.hub)))
 		})
 	}()
 
@@ -387,7 +404,7 @@ func (p *parts) run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case err = <-linkDone:
-		// The link stops by itself only when storing failed.
+		// The link stops by itself only when it cannot run at all.
 		stopParts()
 		wg.Wait()
 		return err
@@ -399,7 +416,43 @@ func (p *parts) run(ctx context.Context) error {
 	}
 	wg.Wait()
 	stopLink()
-	return <-linkDone
+	if err := <-linkDone; !errors.Is(err, errBatchLeft) {
+		return err
+	}
+	return nil
+}
+
+// errBatchLeft ends the link on a stop while the store is away: the batch
+// is not acknowledged, and that is no failure of the collector.
+var errBatchLeft = errors.New("stopped with a batch not stored")
+
+// store hands a batch to the ingester and, while the store is away
+// (PostgreSQL restarting, failing over), tries again with backoff rather
+// than ending the collector: nothing of the batch is acknowledged until it
+// is committed, and the broker holds what follows meanwhile. Only the end
+// of ctx gives up, leaving the batch to the broker to deliver again.
+func (p *parts) store(ctx context.Context, msgs []ingest.Message) error {
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := p.in.Handle(context.WithoutCancel(ctx), msgs)
+		if err == nil {
+			if attempt > 1 {
+				p.log.Info("store answers again: batch stored", "messages", len(msgs), "attempts", attempt)
+			}
+			return nil
+		}
+		if attempt <= 3 || attempt%50 == 0 {
+			p.log.Error("batch not stored; will retry, unacknowledged", "err", err, "messages", len(msgs),
+				"attempt", attempt, "retry_in", wait)
+		}
+		select {
+		case <-ctx.Done():
+			p.log.Warn("stopping with a batch not stored: the broker delivers it again", "messages", len(msgs), "err", err)
+			return errBatchLeft
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
 }
 
 func toIngest(msgs []link.Message) []ingest.Message {
@@ -443,8 +496,13 @@ func printAudits(ctx context.Context, in *ingest.Ingester, db *store.DB, out io.
 // plain subscriptions only, and each collector wants every status.
 func filters(cfg config.Config) []string {
 	p := cfg.MQTT.TopicPrefix
+	if cfg.MQTT.EmbeddedBroker != "" {
+		// The embedded broker hands the records to the store itself,
+		// before it acknowledges them.
+		return []string{p + "/+/+/status"}
+	}
 	rating := p + "/+/+/rating"
-	if cfg.MQTT.ShareGroup != "" && cfg.MQTT.EmbeddedBroker == "" {
+	if cfg.MQTT.ShareGroup != "" {
 		rating = "$share/" + cfg.MQTT.ShareGroup + "/" + rating
 	}
 	return []string{rating, p + "/+/+/status"}

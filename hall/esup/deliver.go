@@ -210,12 +210,13 @@ func (d *Deliverer) Once(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("esup: claim: %w", err)
 	}
+	leaseEnd := now.Add(d.cfg.Lease)
 	work := make(chan store.Evaluation)
 	var wg sync.WaitGroup
 	for range min(d.cfg.Workers, len(es)) {
 		wg.Go(func() {
 			for e := range work {
-				d.deliver(ctx, e)
+				d.deliver(ctx, e, leaseEnd)
 			}
 		})
 	}
@@ -227,11 +228,12 @@ func (d *Deliverer) Once(ctx context.Context) (int, error) {
 	return len(es), nil
 }
 
-func (d *Deliverer) deliver(ctx context.Context, e store.Evaluation) {
+func (d *Deliverer) deliver(ctx context.Context, e store.Evaluation, leaseEnd time.Time) {
 	a := d.cfg.Sink.Send(ctx, e)
-	if ctx.Err() != nil {
+	if ctx.Err() != nil && a.Verdict != Accepted {
 		// Stopping: the lease runs out, or this collector releases it when
-		// it starts again.
+		// it starts again. An accepted evaluation is recorded all the
+		// same, or it would be sent a second time.
 		return
 	}
 	d.attempts.Add(1)
@@ -249,7 +251,7 @@ func (d *Deliverer) deliver(ctx context.Context, e store.Evaluation) {
 		o.State = store.Pending
 		o.NextMS = now.Add(d.Backoff(e.Attempts + 1)).UnixMilli()
 	}
-	if err := d.cfg.Store.RecordOutcome(context.WithoutCancel(ctx), o); err != nil {
+	if err := d.record(o, leaseEnd); err != nil {
 		d.log.Error("record delivery outcome", "rating", e.RatingID, "state", o.State, "err", err)
 		return
 	}
@@ -269,6 +271,34 @@ func (d *Deliverer) deliver(ctx context.Context, e store.Evaluation) {
 		}
 	}
 }
+
+// record records an outcome. While the store is away (PostgreSQL
+// restarting) it tries again until the lease runs out: an answer that is
+// not recorded makes the evaluation go out again, with the same key, once
+// the lease has expired, and the contract allows that only to a collector
+// that crashed.
+func (d *Deliverer) record(o store.Outcome, leaseEnd time.Time) error {
+	wait := 50 * time.Millisecond
+	var err error
+	for attempt := 1; attempt <= maxRecordAttempts; attempt++ {
+		ctx, cancel := context.WithDeadline(context.Background(), leaseEnd)
+		err = d.cfg.Store.RecordOutcome(ctx, o)
+		cancel()
+		if err == nil || errors.Is(err, store.ErrWrongState) || !d.cfg.Now().Add(wait).Before(leaseEnd) {
+			return err
+		}
+		if attempt == 1 {
+			d.log.Warn("delivery outcome not recorded; will retry", "rating", o.RatingID, "state", o.State, "err", err)
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 2*time.Second)
+	}
+	return err
+}
+
+// maxRecordAttempts bounds the attempts to record an outcome: about a
+// minute of a store that does not answer.
+const maxRecordAttempts = 35
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

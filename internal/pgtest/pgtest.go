@@ -96,6 +96,12 @@ func (s *Server) start() error {
 	}
 	s.port = l.Addr().(*net.TCPAddr).Port
 	l.Close()
+	return s.serve()
+}
+
+// serve starts the server of an initialised cluster on its port.
+func (s *Server) serve() error {
+	data := filepath.Join(s.dir, "data")
 	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=200", s.port, s.dir)
 	if err := s.run("pg_ctl", "-D", data, "-l", filepath.Join(s.dir, "log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
 		log, _ := os.ReadFile(filepath.Join(s.dir, "log"))
@@ -142,6 +148,16 @@ func (s *Server) NewDatabase(t testing.TB) string {
 	}
 	return s.DSN(name)
 }
+
+// Crash stops the server the way a power cut would (pg_ctl stop -m
+// immediate: no shutdown checkpoint, crash recovery at the next start) and
+// keeps its files; [Server.Restart] starts it again on the same port.
+func (s *Server) Crash() error {
+	return s.run("pg_ctl", "-D", filepath.Join(s.dir, "data"), "-m", "immediate", "-w", "stop")
+}
+
+// Restart starts a server stopped by [Server.Crash] on its port.
+func (s *Server) Restart() error { return s.serve() }
 
 // Stop stops the server and removes its files.
 func (s *Server) Stop() {
