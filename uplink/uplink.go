@@ -299,6 +299,10 @@ func (u *Uplink) drain(ctx context.Context, c *conn) error {
 	var cursor uint64
 	statusTick := time.NewTicker(u.cfg.StatusInterval)
 	defer statusTick.Stop()
+	// When the outbox empties, the status is refreshed (at most once a
+	// second), so that a consumer's loss audit sees last_seq with nothing
+	// pending without waiting for the next interval.
+	var drainedStatus <-chan time.Time
 	var batch []uint64
 	for {
 		if free := u.cfg.Inflight - inflight; free > 0 {
@@ -331,6 +335,9 @@ func (u *Uplink) drain(ctx context.Context, c *conn) error {
 			u.publishStatus(c)
 		case <-statusTick.C:
 			u.publishStatus(c)
+		case <-drainedStatus:
+			drainedStatus = nil
+			u.publishStatus(c)
 		case a := <-acks:
 			batch = batch[:0]
 			var failed error
@@ -354,6 +361,9 @@ func (u *Uplink) drain(ctx context.Context, c *conn) error {
 			u.acked.Add(int64(len(batch)))
 			if failed != nil {
 				return failed
+			}
+			if len(batch) > 0 && inflight == 0 && drainedStatus == nil && u.outbox.Len() == 0 {
+				drainedStatus = time.After(time.Second)
 			}
 		}
 	}

@@ -77,6 +77,17 @@ func TestDrainInOrderAndTickets(t *testing.T) {
 			t.Fatalf("out of order at %d: %s", i, s)
 		}
 	}
+	// Once the backlog is gone the status is refreshed, without waiting for
+	// the status interval (a minute), so a loss audit sees nothing pending.
+	c.Wait(t, 10*time.Second, "a status after the drain", func(ms []mqtttest.Message) bool {
+		n := 0
+		for _, m := range ms {
+			if strings.HasSuffix(m.Topic, "/status") {
+				n++
+			}
+		}
+		return n >= 2
+	})
 	mqtttest.Publish(t, b.URL(), "hallrate/v1/h1/W05/ticket", 1, false, []byte("ticket-1"))
 	select {
 	case got := <-u.Tickets():

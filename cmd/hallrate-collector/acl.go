@@ -36,7 +36,7 @@ func cmdACL(_ context.Context, args []string, io stdio) error {
 		*keys = cfg.Trust.KeysFile
 	}
 	if *keys == "" {
-		fmt.Fprintln(io.err, "acl: no device inventory: set trust.keys_file or -keys")
+		fmt.Fprintln(io.Err, "acl: no device inventory: set trust.keys_file or -keys")
 		return errUsage
 	}
 	if *collector == "" {
@@ -51,7 +51,7 @@ func cmdACL(_ context.Context, args []string, io stdio) error {
 		return err
 	}
 	if *out == "" {
-		_, err := io.out.Write(b.Bytes())
+		_, err := io.Out.Write(b.Bytes())
 		return err
 	}
 	return writeFileAtomic(*out, b.Bytes())

@@ -47,7 +47,7 @@ func cmdCases(ctx context.Context, args []string, io stdio) error {
 			fs.Usage()
 			return nil
 		}
-		fmt.Fprintln(io.err, "usage: hallrate-collector cases import [flags] FILE.csv")
+		fmt.Fprintln(io.Err, "usage: hallrate-collector cases import [flags] FILE.csv")
 		return errUsage
 	}
 	if err := fs.Parse(args[1:]); err != nil {
@@ -57,7 +57,7 @@ func cmdCases(ctx context.Context, args []string, io stdio) error {
 		return errUsage
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(io.err, "usage: hallrate-collector cases import [flags] FILE.csv")
+		fmt.Fprintln(io.Err, "usage: hallrate-collector cases import [flags] FILE.csv")
 		return errUsage
 	}
 	explicit := false
@@ -83,7 +83,7 @@ func cmdCases(ctx context.Context, args []string, io stdio) error {
 	if err := db.SaveCases(ctx, cs); err != nil {
 		return err
 	}
-	fmt.Fprintf(io.out, "imported %d cases\n", len(cs))
+	fmt.Fprintf(io.Out, "imported %d cases\n", len(cs))
 	return nil
 }
 
@@ -97,7 +97,7 @@ func cmdReport(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	if *format != "csv" && *format != "json" {
-		fmt.Fprintf(io.err, "-format: %q is not csv or json\n", *format)
+		fmt.Fprintf(io.Err, "-format: %q is not csv or json\n", *format)
 		return errUsage
 	}
 	explicit := false
@@ -115,7 +115,7 @@ func cmdReport(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	if *format == "json" {
-		return rep.WriteJSON(io.out)
+		return rep.WriteJSON(io.Out)
 	}
-	return rep.WriteCSV(io.out)
+	return rep.WriteCSV(io.Out)
 }

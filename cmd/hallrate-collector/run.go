@@ -46,7 +46,7 @@ func cmdRun(ctx context.Context, args []string, io stdio) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if set["broker"] && set["embedded-broker"] {
-		fmt.Fprintln(io.err, "-broker and -embedded-broker exclude each other")
+		fmt.Fprintln(io.Err, "-broker and -embedded-broker exclude each other")
 		return errUsage
 	}
 	cfg, err := config.Load(*path, !set["config"])
@@ -123,8 +123,8 @@ func (n nudger) nudge() {
 // serve builds the parts of the collector, runs them until ctx is
 // cancelled, and prints the audit on the way out.
 func serve(ctx context.Context, cfg config.Config, io stdio) error {
-	log := newLogger(io.err, cfg.Log.Level)
-	out := &syncWriter{w: io.out}
+	log := newLogger(io.Err, cfg.Log.Level)
+	out := &syncWriter{w: io.Out}
 	loc, err := time.LoadLocation(cfg.Hall.Timezone)
 	if err != nil {
 		return fmt.Errorf("config: hall.timezone: %w", err)
@@ -239,7 +239,7 @@ func serve(ctx context.Context, cfg config.Config, io stdio) error {
 		go func() { commits.run(commitCtx); close(commitsDone) }()
 		defer func() { stopCommits(); <-commitsDone }()
 		b, err := broker.Open(broker.Config{
-			Addr: cfg.MQTT.EmbeddedBroker, Logger: brokerLogger(io.err, cfg.Log.Level),
+			Addr: cfg.MQTT.EmbeddedBroker, Logger: brokerLogger(io.Err, cfg.Log.Level),
 			Commit: commits.Commit,
 			Durable: func(topic string) bool {
 				t, err := ingest.ParseTopic(cfg.MQTT.TopicPrefix, topic)

@@ -79,7 +79,7 @@ func startCollector(t *testing.T, args ...string) *collector {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &collector{out: newOutput(), err: newOutput(), cancel: cancel, done: make(chan error, 1)}
 	args = withTestStore(t, args)
-	go func() { c.done <- dispatch(ctx, args, stdio{strings.NewReader(""), c.out, c.err}) }()
+	go func() { c.done <- dispatch(ctx, args, stdio{In: strings.NewReader(""), Out: c.out, Err: c.err}) }()
 	t.Cleanup(func() { c.stop(t) })
 	return c
 }
@@ -313,7 +313,7 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"-broker", "tcp://a:1", "-embedded-broker", "b:1"}, errUsage, "exclude each other"},
 	} {
 		var out, errb bytes.Buffer
-		err := dispatch(context.Background(), tc.args, stdio{nil, &out, &errb})
+		err := dispatch(context.Background(), tc.args, stdio{Out: &out, Err: &errb})
 		if !errors.Is(err, tc.wantErr) || !strings.Contains(errb.String(), tc.stderr) {
 			t.Errorf("%v: err %v, stderr %q; want %v and %q", tc.args, err, errb.String(), tc.wantErr, tc.stderr)
 		}
@@ -323,7 +323,7 @@ func TestCommandLine(t *testing.T) {
 		badValue:                      `config: hall.timezone: "Mars/Olympus" is not a known time zone`,
 		filepath.Join(dir, "missing"): "no such file",
 	} {
-		err := dispatch(context.Background(), []string{"-config", path}, stdio{nil, &bytes.Buffer{}, &bytes.Buffer{}})
+		err := dispatch(context.Background(), []string{"-config", path}, stdio{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}})
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("-config %s: %v, want one line with %q", path, err, want)
 		}

@@ -13,12 +13,13 @@ import (
 	"github.com/hallrate/hallrate/hall/ingest"
 	"github.com/hallrate/hallrate/hall/store"
 	"github.com/hallrate/hallrate/hall/trust"
+	"github.com/hallrate/hallrate/internal/cli"
 	"github.com/hallrate/hallrate/record"
 )
 
 // errFlagged is the answer of verify when something did not verify; the
 // report says what.
-var errFlagged = errors.New("verify: records flagged")
+var errFlagged = fmt.Errorf("verify: records flagged: %w", cli.ErrSilent)
 
 func cmdVerify(ctx context.Context, args []string, io stdio) error {
 	fs := flags("verify [FILE...]", "Re-verify records offline against the trusted keys file: JSON-lines files of\n"+
@@ -41,7 +42,7 @@ func cmdVerify(ctx context.Context, args []string, io stdio) error {
 		return errUsage
 	}
 	if *fromStore == (fs.NArg() > 0) {
-		fmt.Fprintln(io.err, "usage: hallrate-collector verify [flags] FILE... | verify -store [flags]")
+		fmt.Fprintln(io.Err, "usage: hallrate-collector verify [flags] FILE... | verify -store [flags]")
 		return errUsage
 	}
 	explicit := false
@@ -59,7 +60,7 @@ func cmdVerify(ctx context.Context, args []string, io stdio) error {
 			return err
 		}
 	} else {
-		fmt.Fprintln(io.err, "verify: no trusted keys file (-keys or trust.keys_file): no record can be verified")
+		fmt.Fprintln(io.Err, "verify: no trusted keys file (-keys or trust.keys_file): no record can be verified")
 	}
 	a := trust.NewAuditor(inv)
 	var ends map[string]trust.End
@@ -80,9 +81,9 @@ func cmdVerify(ctx context.Context, args []string, io stdio) error {
 	}
 	rep := a.Report(ends)
 	if *asJSON {
-		err = writeJSON(io.out, rep)
+		err = writeJSON(io.Out, rep)
 	} else {
-		err = rep.Write(io.out)
+		err = rep.Write(io.Out)
 	}
 	if err != nil {
 		return err

@@ -15,8 +15,13 @@ import (
 	"syscall"
 )
 
-// ErrUsage marks a command line error whose message was already printed.
+// ErrUsage marks a command line error whose message was already printed:
+// exit code 2.
 var ErrUsage = errors.New("usage")
+
+// ErrSilent marks a failure the command has already reported in full (a
+// verification report, say): exit code 1 and no further line.
+var ErrSilent = errors.New("failed")
 
 // IO is where a command reads and writes.
 type IO struct {
@@ -46,6 +51,8 @@ func (p Program) Main() {
 	case err == nil || errors.Is(err, flag.ErrHelp):
 	case errors.Is(err, ErrUsage):
 		os.Exit(2)
+	case errors.Is(err, ErrSilent):
+		os.Exit(1)
 	default:
 		fmt.Fprintf(os.Stderr, "%s: %v\n", p.Name, err)
 		os.Exit(1)
