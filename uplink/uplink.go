@@ -4,11 +4,16 @@
 //
 // Each connection is a fresh paho client with a clean session, no automatic
 // reconnect and paho's memory store: the outbox, not paho, is the store. A
-// record is acknowledged (removed from the outbox) only when its PUBACK
-// arrived on a connection that was still open when the token completed.
-// After any failure the session is torn down and the next one resends
-// everything still pending from the lowest seq, so the broker sees each
-// connection's records in seq order.
+// record is acknowledged (removed from the outbox) only when its publish
+// token completed without error on its own connection. On such a client
+// paho completes a QoS 1 token without error only when the PUBACK arrives;
+// a lost or closed connection fails every token still pending; and nothing
+// is ever resent or resumed by paho, which is where a token can otherwise
+// complete without the broker having the message. The tokens of one
+// connection report to that connection's drain only. After any failure the
+// session is torn down and the next one resends everything still pending
+// from the lowest seq, so the broker sees each connection's records in seq
+// order.
 package uplink
 
 import (
@@ -189,16 +194,6 @@ type conn struct {
 
 func (c *conn) markLost() { c.once.Do(func() { close(c.lost) }) }
 
-// open reports whether an acknowledgement received now can be trusted.
-func (c *conn) open() bool {
-	select {
-	case <-c.lost:
-		return false
-	default:
-		return c.client.IsConnectionOpen()
-	}
-}
-
 func (u *Uplink) connect(ctx context.Context) (*conn, error) {
 	c := &conn{lost: make(chan struct{})}
 	opts := mqtt.NewClientOptions().
@@ -303,7 +298,6 @@ func (u *Uplink) drain(ctx context.Context, c *conn) error {
 	// second), so that a consumer's loss audit sees last_seq with nothing
 	// pending without waiting for the next interval.
 	var drainedStatus <-chan time.Time
-	var batch []uint64
 	for {
 		if free := u.cfg.Inflight - inflight; free > 0 {
 			entries, err := u.outbox.Pending(cursor, free)
@@ -317,11 +311,7 @@ func (u *Uplink) drain(ctx context.Context, c *conn) error {
 				cursor = e.Seq
 				go func(seq uint64) {
 					<-t.Done()
-					err := t.Error()
-					if err == nil && !c.open() {
-						err = errors.New("acknowledged on a connection that was lost")
-					}
-					acks <- ack{seq, err}
+					acks <- ack{seq, t.Error()}
 				}(e.Seq)
 			}
 		}
@@ -329,6 +319,20 @@ func (u *Uplink) drain(ctx context.Context, c *conn) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-c.lost:
+			// PUBACKs that arrived before the loss still count: a broker
+			// may close the connection right after acknowledging.
+			for {
+				select {
+				case a := <-acks:
+					inflight--
+					if _, err := u.ackBatch(acks, a, &inflight); err != nil {
+						return err
+					}
+					continue
+				default:
+				}
+				break
+			}
 			return errors.New("connection lost")
 		case <-u.notify:
 		case <-u.status:
@@ -339,34 +343,44 @@ func (u *Uplink) drain(ctx context.Context, c *conn) error {
 			drainedStatus = nil
 			u.publishStatus(c)
 		case a := <-acks:
-			batch = batch[:0]
-			var failed error
-			for {
-				inflight--
-				if a.err != nil && failed == nil {
-					failed = fmt.Errorf("publish seq %d: %w", a.seq, a.err)
-				} else if a.err == nil {
-					batch = append(batch, a.seq)
-				}
-				select {
-				case a = <-acks:
-					continue
-				default:
-				}
-				break
-			}
-			if err := u.outbox.Ack(batch...); err != nil {
+			inflight--
+			n, err := u.ackBatch(acks, a, &inflight)
+			if err != nil {
 				return err
 			}
-			u.acked.Add(int64(len(batch)))
-			if failed != nil {
-				return failed
-			}
-			if len(batch) > 0 && inflight == 0 && drainedStatus == nil && u.outbox.Len() == 0 {
+			if n > 0 && inflight == 0 && drainedStatus == nil && u.outbox.Len() == 0 {
 				drainedStatus = time.After(time.Second)
 			}
 		}
 	}
+}
+
+// ackBatch takes first and every other acknowledgement already waiting,
+// removes the acknowledged records from the outbox in one commit, and
+// returns how many it removed. A failed publish is returned as an error
+// (after the others are removed): the session must end and resend.
+func (u *Uplink) ackBatch(acks <-chan ack, first ack, inflight *int) (int, error) {
+	var batch []uint64
+	var failed error
+	for a := first; ; {
+		if a.err != nil && failed == nil {
+			failed = fmt.Errorf("publish seq %d: %w", a.seq, a.err)
+		} else if a.err == nil {
+			batch = append(batch, a.seq)
+		}
+		select {
+		case a = <-acks:
+			*inflight--
+			continue
+		default:
+		}
+		break
+	}
+	if err := u.outbox.Ack(batch...); err != nil {
+		return 0, err
+	}
+	u.acked.Add(int64(len(batch)))
+	return len(batch), failed
 }
 
 // publishStatus refreshes the retained status without waiting: a lost
