@@ -10,22 +10,10 @@ import (
 	"github.com/hallrate/hallrate/internal/pgtest"
 )
 
-type pgEnv struct {
-	srv *pgtest.Server
-	err error
-}
+// pg is this test binary's PostgreSQL, started by TestMain.
+var pg pgtest.Shared
 
-// pg is this test binary's PostgreSQL, started by TestMain; tests only
-// read it.
-var pg pgEnv
-
-func TestMain(m *testing.M) {
-	srv, stop, err := pgtest.Main()
-	pg = pgEnv{srv, err}
-	code := m.Run()
-	stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(pg.Run(m)) }
 
 // benchIngest stores b.N records in deliveries of 256, as the link hands
 // them over, and reports records per second.
@@ -55,7 +43,7 @@ func benchIngest(b *testing.B, db *store.DB) {
 func BenchmarkIngestSQLite(b *testing.B) { benchIngest(b, openStore(b)) }
 
 func BenchmarkIngestPostgres(b *testing.B) {
-	srv := pgtest.Need(b, pg.srv, pg.err)
+	srv := pg.Need(b)
 	db, err := store.Open(context.Background(), srv.NewDatabase(b), nil)
 	if err != nil {
 		b.Fatal(err)
@@ -65,7 +53,7 @@ func BenchmarkIngestPostgres(b *testing.B) {
 }
 
 func TestIngestPostgres(t *testing.T) {
-	srv := pgtest.Need(t, pg.srv, pg.err)
+	srv := pg.Need(t)
 	db, err := store.Open(context.Background(), srv.NewDatabase(t), nil)
 	if err != nil {
 		t.Fatal(err)

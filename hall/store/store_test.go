@@ -16,22 +16,10 @@ import (
 	"github.com/hallrate/hallrate/record"
 )
 
-type pgEnv struct {
-	srv *pgtest.Server
-	err error
-}
+// pg is this test binary's PostgreSQL, started by TestMain.
+var pg pgtest.Shared
 
-// pg is the PostgreSQL server of this test binary, started by TestMain.
-// Tests only read it.
-var pg pgEnv
-
-func TestMain(m *testing.M) {
-	srv, stop, err := pgtest.Main()
-	pg = pgEnv{srv, err}
-	code := m.Run()
-	stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(pg.Run(m)) }
 
 // each runs a test against SQLite and against PostgreSQL.
 func each(t *testing.T, fn func(t *testing.T, db *store.DB)) {
@@ -51,7 +39,7 @@ func openSQLite(t testing.TB) *store.DB {
 
 func openPG(t testing.TB) *store.DB {
 	t.Helper()
-	srv := pgtest.Need(t, pg.srv, pg.err)
+	srv := pg.Need(t)
 	db, err := store.Open(context.Background(), srv.NewDatabase(t), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -178,6 +178,26 @@ func Main() (*Server, func(), error) {
 	return s, s.Stop, nil
 }
 
+// Shared is the server a test binary starts once, in TestMain, for all its
+// tests: `var pg pgtest.Shared` and `os.Exit(pg.Run(m))`.
+type Shared struct {
+	srv *Server
+	err error
+}
+
+// Run starts the server, runs the tests and stops the server, returning
+// the tests' exit code. A server that cannot start is remembered, so each
+// test that needs it skips or fails through [Shared.Need].
+func (sh *Shared) Run(m *testing.M) int {
+	srv, stop, err := Main()
+	sh.srv, sh.err = srv, err
+	defer stop()
+	return m.Run()
+}
+
+// Need returns the shared server for t, as [Need] does.
+func (sh *Shared) Need(t testing.TB) *Server { t.Helper(); return Need(t, sh.srv, sh.err) }
+
 // Need returns s, or skips the test when s is nil (fails it when
 // HALLRATE_REQUIRE_POSTGRES is set).
 func Need(t testing.TB, s *Server, why error) *Server {
