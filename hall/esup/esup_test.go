@@ -8,13 +8,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/hall/store/storetest"
 	"github.com/hallrate/hallrate/internal/pgtest"
 	"github.com/hallrate/hallrate/record"
 )
@@ -26,26 +26,9 @@ func TestMain(m *testing.M) { os.Exit(pg.Run(m)) }
 
 var sh = func() *time.Location { l, _ := time.LoadLocation("Asia/Shanghai"); return l }()
 
-func openSQLite(t testing.TB) *store.DB {
-	t.Helper()
-	db, err := store.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "c.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
+func openSQLite(t testing.TB) *store.DB { return storetest.SQLite(t) }
 
-func openPG(t testing.TB) *store.DB {
-	t.Helper()
-	srv := pg.Need(t)
-	db, err := store.Open(context.Background(), srv.NewDatabase(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
+func openPG(t testing.TB) *store.DB { return storetest.Postgres(t, &pg) }
 
 func storeRatings(t testing.TB, db *store.DB, n int, projectNo bool) {
 	t.Helper()

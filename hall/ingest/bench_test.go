@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/hall/store/storetest"
 	"github.com/hallrate/hallrate/internal/pgtest"
 )
 
@@ -42,23 +43,10 @@ func benchIngest(b *testing.B, db *store.DB) {
 
 func BenchmarkIngestSQLite(b *testing.B) { benchIngest(b, openStore(b)) }
 
-func BenchmarkIngestPostgres(b *testing.B) {
-	srv := pg.Need(b)
-	db, err := store.Open(context.Background(), srv.NewDatabase(b), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	benchIngest(b, db)
-}
+func BenchmarkIngestPostgres(b *testing.B) { benchIngest(b, storetest.Postgres(b, &pg)) }
 
 func TestIngestPostgres(t *testing.T) {
-	srv := pg.Need(t)
-	db, err := store.Open(context.Background(), srv.NewDatabase(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := storetest.Postgres(t, &pg)
 	in, r := newIngester(t, db, nil)
 	handle(t, in, rating(t, "w05-a", "e1", 1), rating(t, "w05-a", "e1", 1), rating(t, "w05-a", "e1", 3))
 	handle(t, in, rating(t, "w05-a", "e1", 2))

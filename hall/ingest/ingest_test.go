@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/hall/store/storetest"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -45,15 +46,7 @@ type recorder struct {
 	events  []store.GapEvent
 }
 
-func openStore(t testing.TB) *store.DB {
-	t.Helper()
-	db, err := store.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "c.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
+func openStore(t testing.TB) *store.DB { return storetest.SQLite(t) }
 
 func newIngester(t testing.TB, db *store.DB, export Sink) (*Ingester, *recorder) {
 	t.Helper()

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/hall/store/storetest"
 	"github.com/hallrate/hallrate/internal/pgtest"
 	"github.com/hallrate/hallrate/record"
 )
@@ -27,26 +27,9 @@ func each(t *testing.T, fn func(t *testing.T, db *store.DB)) {
 	t.Run("postgres", func(t *testing.T) { fn(t, openPG(t)) })
 }
 
-func openSQLite(t testing.TB) *store.DB {
-	t.Helper()
-	db, err := store.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "c.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
+func openSQLite(t testing.TB) *store.DB { return storetest.SQLite(t) }
 
-func openPG(t testing.TB) *store.DB {
-	t.Helper()
-	srv := pg.Need(t)
-	db, err := store.Open(context.Background(), srv.NewDatabase(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
+func openPG(t testing.TB) *store.DB { return storetest.Postgres(t, &pg) }
 
 func rating(device, epoch string, seq uint64, sat int, ticket string) store.Rating {
 	p := record.Press{V: 1, ID: record.PressID(device, epoch, seq), Device: device, Hall: "h1", Counter: "W05",
