@@ -12,6 +12,7 @@ import (
 	"github.com/hallrate/hallrate/hall/esup"
 	"github.com/hallrate/hallrate/hall/store"
 	"github.com/hallrate/hallrate/hall/web"
+	"github.com/hallrate/hallrate/internal/cli"
 )
 
 // openStore loads the configuration and opens its store, for the commands
@@ -42,24 +43,21 @@ func cmdCases(ctx context.Context, args []string, io stdio) error {
 	fs := flags("cases import FILE.csv", "Add cases (办件) from a CSV file whose header names the case fields\n(projectNo, hall, counter, ticket required; taskCode, taskName, deptCode, deptName,\nstaff, staffName, acceptedAt, finishedAt optional). One bad row changes nothing.\nA running collector joins them within seconds.", io)
 	path := fs.String("config", config.DefaultPath, "configuration file")
 	dsn := fs.String("store", "", "database `DSN` instead of store.dsn")
-	if len(args) == 0 || args[0] != "import" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
-			fs.Usage()
-			return nil
-		}
-		fmt.Fprintln(io.Err, "usage: hallrate-collector cases import [flags] FILE.csv")
-		return errUsage
+	rest, err := cli.ParseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	switch {
+	case len(rest) == 0:
+		return cli.Usagef(fs, "missing \"import FILE.csv\"")
+	case rest[0] != "import":
+		return cli.Usagef(fs, "unknown subcommand %q (only \"import\")", rest[0])
+	case len(rest) == 1:
+		return cli.Usagef(fs, "import: missing the CSV file")
+	case len(rest) > 2:
+		return cli.Usagef(fs, "import: one CSV file at a time, got %d", len(rest)-1)
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(io.Err, "usage: hallrate-collector cases import [flags] FILE.csv")
-		return errUsage
-	}
+	file := rest[1]
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
 	_, db, loc, err := openStore(ctx, *path, explicit, *dsn)
@@ -67,7 +65,7 @@ func cmdCases(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	defer db.Close()
-	f, err := os.Open(fs.Arg(0))
+	f, err := os.Open(file)
 	if err != nil {
 		return fmt.Errorf("cases import: %w", err)
 	}
@@ -76,9 +74,9 @@ func cmdCases(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		var fe *esup.FieldError
 		if errors.As(err, &fe) {
-			return fmt.Errorf("cases import: %s: line %d: %s: %s (nothing imported)", fs.Arg(0), fe.Index, fe.Field, fe.Msg)
+			return fmt.Errorf("cases import: %s: line %d: %s: %s (nothing imported)", file, fe.Index, fe.Field, fe.Msg)
 		}
-		return fmt.Errorf("cases import: %s: %w (nothing imported)", fs.Arg(0), err)
+		return fmt.Errorf("cases import: %s: %w (nothing imported)", file, err)
 	}
 	if err := db.SaveCases(ctx, cs); err != nil {
 		return err

@@ -308,7 +308,7 @@ func TestCommandLine(t *testing.T) {
 	}{
 		{[]string{"version", "-h"}, errHelp, "Print the collector's version."},
 		{[]string{"run", "-h"}, errHelp, "-embedded-broker ADDR"},
-		{[]string{"-h"}, errHelp, "-demo-tickets"},
+		{[]string{"-h"}, errHelp, "verify     verify FILE"},
 		{[]string{"nonsense"}, errUsage, `unknown command "nonsense"`},
 		{[]string{"-broker", "tcp://a:1", "-embedded-broker", "b:1"}, errUsage, "exclude each other"},
 	} {

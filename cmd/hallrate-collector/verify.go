@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -35,15 +34,15 @@ func cmdVerify(ctx context.Context, args []string, io stdio) error {
 	complete := fs.Bool("complete", false, "the files hold whole epochs: seqs missing before the first present are gaps")
 	allow := fs.Bool("allow-unverified", false, "do not fail on records of devices without a trusted key")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	files, err := cli.ParseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if *fromStore == (fs.NArg() > 0) {
-		fmt.Fprintln(io.Err, "usage: hallrate-collector verify [flags] FILE... | verify -store [flags]")
-		return errUsage
+	if *fromStore && len(files) > 0 {
+		return cli.Usagef(fs, "-store and files exclude each other")
+	}
+	if !*fromStore && len(files) == 0 {
+		return cli.Usagef(fs, "name the files to verify, or -store")
 	}
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
@@ -73,7 +72,7 @@ func cmdVerify(ctx context.Context, args []string, io stdio) error {
 		}
 	} else {
 		a.Complete = *complete
-		for _, name := range fs.Args() {
+		for _, name := range files {
 			if err := auditFile(name, a); err != nil {
 				return err
 			}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -60,13 +61,22 @@ func (p Program) Main() {
 }
 
 // Dispatch runs the subcommand args name (the default one when args start
-// with a flag or are empty).
+// with a flag or are empty). -h, -help or --help alone, or "help", lists
+// the commands.
 func (p Program) Dispatch(ctx context.Context, args []string, io IO) error {
 	name := p.Commands[0].Name
+	if len(args) > 0 && isHelp(args[0]) {
+		p.usage(io.Err)
+		return flag.ErrHelp
+	}
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		name, args = args[0], args[1:]
 	}
 	if name == "help" {
+		if len(args) > 0 {
+			// "help run" is "run -h".
+			return p.Dispatch(ctx, []string{args[0], "-h"}, io)
+		}
 		p.usage(io.Err)
 		return nil
 	}
@@ -75,13 +85,15 @@ func (p Program) Dispatch(ctx context.Context, args []string, io IO) error {
 			return c.Run(ctx, args, io)
 		}
 	}
-	fmt.Fprintf(io.Err, "%s: unknown command %q\n", p.Name, name)
+	fmt.Fprintf(io.Err, "%s: unknown command %q\n\n", p.Name, name)
 	p.usage(io.Err)
 	return ErrUsage
 }
 
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
+
 func (p Program) usage(w io.Writer) {
-	fmt.Fprintf(w, "usage: %s [command] [flags]\n\ncommands:\n", p.Name)
+	fmt.Fprintf(w, "usage: %s [command] [flags] [arguments]\n\ncommands:\n", p.Name)
 	for i, c := range p.Commands {
 		s := c.Summary
 		if i == 0 {
@@ -89,33 +101,71 @@ func (p Program) usage(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %-10s %s\n", c.Name, s)
 	}
-	fmt.Fprintln(w, "\nEvery command answers -h.")
+	fmt.Fprintf(w, "\nRun \"%s COMMAND -h\" (or \"%s help COMMAND\") for a command's flags.\n", p.Name, p.Name)
+	fmt.Fprintln(w, "Flags may come before or after a command's arguments.")
 }
 
 // Flags returns a flag set for subcommand name that prints its usage to
 // io.Err.
 func (p Program) Flags(name, summary string, io IO) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	command, _, _ := strings.Cut(name, " ")
+	fs := flag.NewFlagSet(p.Name+" "+command, flag.ContinueOnError)
 	fs.SetOutput(io.Err)
 	fs.Usage = func() {
-		fmt.Fprintf(io.Err, "usage: %s %s [flags]\n\n%s\n\nflags:\n", p.Name, name, summary)
+		where := ""
+		if strings.Contains(name, " ") {
+			where = " (before or after the arguments)"
+		}
+		fmt.Fprintf(io.Err, "usage: %s %s [flags]\n\n%s\n\nflags%s:\n", p.Name, name, summary, where)
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
-// Parse parses args into fs, reporting a bad flag or a stray argument as
-// [ErrUsage] and -h as flag.ErrHelp.
+// Parse parses args into fs for a command that takes no arguments,
+// reporting a bad flag or a stray argument as [ErrUsage] (after one line
+// saying what was wrong and the usage) and -h as flag.ErrHelp.
 func Parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return ErrUsage
+	rest, err := ParseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
-		return ErrUsage
+	if len(rest) > 0 {
+		return Usagef(fs, "unexpected argument %q", rest[0])
 	}
 	return nil
+}
+
+// ParseArgs parses args into fs and returns the arguments that are not
+// flags. Flags may come before, between or after the arguments, as in
+// "cases import FILE.csv --config PATH"; everything after "--" is an
+// argument. A bad flag is [ErrUsage], -h is flag.ErrHelp.
+func ParseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			// The flag package has printed the reason and the usage.
+			return nil, ErrUsage
+		}
+		left := fs.Args()
+		if used := len(args) - len(left); used > 0 && args[used-1] == "--" {
+			return append(rest, left...), nil
+		}
+		if len(left) == 0 {
+			return rest, nil
+		}
+		rest = append(rest, left[0])
+		args = left[1:]
+	}
+}
+
+// Usagef reports a command line error of fs: one line saying what was
+// wrong, then the usage. It returns [ErrUsage].
+func Usagef(fs *flag.FlagSet, format string, a ...any) error {
+	fmt.Fprintf(fs.Output(), "%s: %s\n\n", fs.Name(), fmt.Sprintf(format, a...))
+	fs.Usage()
+	return ErrUsage
 }
