@@ -1,0 +1,3 @@
+// Package doctest holds the tests that keep README.md and docs/ true: every
+// configuration block they show loads in the binary it belongs to.
+package doctest
