@@ -164,3 +164,25 @@ func BenchmarkPressToDurable(b *testing.B) {
 		b.Fatalf("recorded %d of %d", o.LastSeq(), b.N)
 	}
 }
+
+// A ticket whose fields break the rules of every door is refused whole: the
+// agent never signs such a field into a record, and the ticket before it
+// stays current.
+func TestTicketBreakingTheRulesRefused(t *testing.T) {
+	o, _ := buffer.NewMemory()
+	a := newAgent(t, o, make(chanSource), newEvents(), 100)
+	a.applyTicket([]byte(`{"v":1,"ticket":"A1","state":"serving","staff":"S017"}`))
+	for _, p := range []string{
+		`{"v":1,"ticket":"A2","state":"serving","staff":"S\u0000017"}`,
+		"{\"v\":1,\"ticket\":\"A2\",\"state\":\"serving\",\"staff\":\"S\xff\"}",
+		`{"v":1,"ticket":"A2","state":"serving","item":"x\nlevel=ERROR msg=forged"}`,
+	} {
+		a.applyTicket([]byte(p))
+	}
+	if got := a.Counters().TicketsRejected; got != 3 {
+		t.Errorf("tickets rejected: %d, want 3", got)
+	}
+	if cur := a.binding.Current(); cur == nil || cur.ID != "A1" || cur.Staff != "S017" {
+		t.Errorf("current ticket %+v, want A1 of S017", cur)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"time"
 )
@@ -93,8 +94,12 @@ func PressID(device, epoch string, seq uint64) string {
 
 // DecodePress parses and checks a press record. It is strict about the
 // fields a consumer de-duplicates and audits on, and tolerant of fields it
-// does not know, so newer agents can add some.
+// does not know, so newer agents can add some; every text and number obeys
+// the rules of [CheckPayload] and [PressLimit] (a breach is a [RuleError]).
 func DecodePress(payload []byte) (Press, error) {
+	if err := CheckPayload(payload, MaxRecordPayload, PressLimit); err != nil {
+		return Press{}, fmt.Errorf("record: %w", err)
+	}
 	var p Press
 	if err := json.Unmarshal(payload, &p); err != nil {
 		return Press{}, fmt.Errorf("record: not a press record: %w", err)
@@ -109,9 +114,6 @@ func DecodePress(payload []byte) (Press, error) {
 			return Press{}, fmt.Errorf("record: %s: invalid id %q", f.name, f.val)
 		}
 	}
-	if p.Seq == 0 {
-		return Press{}, errors.New("record: seq: must be at least 1")
-	}
 	if want := PressID(p.Device, p.Epoch, p.Seq); p.ID != want {
 		return Press{}, fmt.Errorf("record: id: %q does not match device, epoch and seq (%q)", p.ID, want)
 	}
@@ -121,8 +123,8 @@ func DecodePress(payload []byte) (Press, error) {
 	if (p.Disposition == NoTicket) != (p.Ticket == nil) {
 		return Press{}, errors.New("record: ticket: must be null exactly when disposition is no_ticket")
 	}
-	if p.Button < 1 || p.Satisfaction < 1 || p.Satisfaction > 5 {
-		return Press{}, fmt.Errorf("record: button %d / satisfaction %d out of range", p.Button, p.Satisfaction)
+	if err := checkPressNumbers(&p); err != nil {
+		return Press{}, fmt.Errorf("record: %w", err)
 	}
 	if _, err := time.Parse(time.RFC3339Nano, p.PressedAt); err != nil {
 		return Press{}, fmt.Errorf("record: pressed_at: %w", err)
@@ -151,6 +153,39 @@ type Status struct {
 	At         string  `json:"at,omitempty"`
 }
 
+// DecodeStatus parses and checks a status message; every text and number
+// obeys the rules of [CheckPayload] and [StatusLimit] (a breach is a
+// [RuleError]). Unknown fields are ignored.
+func DecodeStatus(payload []byte) (Status, error) {
+	if err := CheckPayload(payload, MaxRecordPayload, StatusLimit); err != nil {
+		return Status{}, fmt.Errorf("status: %w", err)
+	}
+	var s Status
+	if err := json.Unmarshal(payload, &s); err != nil {
+		return Status{}, fmt.Errorf("status: not a status message: %w", err)
+	}
+	if s.V != Version {
+		return Status{}, fmt.Errorf("status: unsupported version %d", s.V)
+	}
+	if !ValidID(s.Device) {
+		return Status{}, fmt.Errorf("status: device: invalid id %q", s.Device)
+	}
+	if s.Epoch != "" && !ValidID(s.Epoch) {
+		return Status{}, fmt.Errorf("status: epoch: invalid id %q", s.Epoch)
+	}
+	if s.Pending != nil {
+		if err := CheckInt("pending", *s.Pending, 0, math.MaxInt64); err != nil {
+			return Status{}, fmt.Errorf("status: %w", err)
+		}
+	}
+	if s.LastSeq != nil {
+		if err := CheckUint("last_seq", *s.LastSeq, 0, MaxSeq); err != nil {
+			return Status{}, fmt.Errorf("status: %w", err)
+		}
+	}
+	return s, nil
+}
+
 // OfflineStatus is the Last Will payload, also published on a clean stop.
 func OfflineStatus(device string) []byte {
 	b, _ := json.Marshal(struct {
@@ -173,10 +208,15 @@ type Ticket struct {
 }
 
 // DecodeTicket parses a ticket message and rejects what the contract calls
-// malformed or unsupported. Unknown fields are ignored.
+// malformed or unsupported, and every text that breaks the rules of
+// [CheckPayload] and [TicketLimit], so the agent never signs such a field
+// into a record. Unknown fields are ignored.
 func DecodeTicket(payload []byte) (Ticket, error) {
 	if len(payload) > MaxTicketPayload {
 		return Ticket{}, fmt.Errorf("ticket: payload of %d bytes exceeds %d", len(payload), MaxTicketPayload)
+	}
+	if err := CheckPayload(payload, MaxTicketPayload, TicketLimit); err != nil {
+		return Ticket{}, fmt.Errorf("ticket: %w", err)
 	}
 	var raw struct {
 		V         *int            `json:"v"`

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hallrate/hallrate/hall/store"
 	"github.com/hallrate/hallrate/record"
@@ -36,6 +37,11 @@ var caseFields = []string{"projectNo", "taskCode", "taskName", "deptCode", "dept
 // returned.
 func DecodeCases(data []byte, loc *time.Location, now time.Time) ([]store.Case, error) {
 	data = bytes.TrimSpace(data)
+	// encoding/json would turn invalid bytes into U+FFFD without a word;
+	// checkCase applies the rest of the rules to each field.
+	if !utf8.Valid(data) {
+		return nil, &FieldError{Index: 0, Field: "body", Msg: "not valid UTF-8"}
+	}
 	var raw []map[string]any
 	switch {
 	case len(data) > 0 && data[0] == '[':
@@ -124,6 +130,14 @@ func ReadCasesCSV(r io.Reader, loc *time.Location, now time.Time) ([]store.Case,
 }
 
 func checkCase(i int, f map[string]string, loc *time.Location, now time.Time) (store.Case, error) {
+	for _, k := range caseFields {
+		lim, _ := record.CaseLimit(k)
+		if err := record.CheckText(k, f[k], lim); err != nil {
+			var re *record.RuleError
+			errors.As(err, &re)
+			return store.Case{}, &FieldError{Index: i, Field: k, Msg: re.Problem}
+		}
+	}
 	for _, k := range []string{"projectNo", "hall", "counter", "ticket"} {
 		if strings.TrimSpace(f[k]) == "" {
 			return store.Case{}, &FieldError{Index: i, Field: k, Msg: "required"}

@@ -314,23 +314,8 @@ func compact(payload []byte) []byte {
 	return b.Bytes()
 }
 
-// DecodeStatus checks a status message.
-func DecodeStatus(payload []byte) (record.Status, error) {
-	var s record.Status
-	if err := json.Unmarshal(payload, &s); err != nil {
-		return record.Status{}, fmt.Errorf("status: not a status message: %w", err)
-	}
-	if s.V != record.Version {
-		return record.Status{}, fmt.Errorf("status: unsupported version %d", s.V)
-	}
-	if !record.ValidID(s.Device) {
-		return record.Status{}, fmt.Errorf("status: device: invalid id %q", s.Device)
-	}
-	if s.Epoch != "" && !record.ValidID(s.Epoch) {
-		return record.Status{}, fmt.Errorf("status: epoch: invalid id %q", s.Epoch)
-	}
-	return s, nil
-}
+// DecodeStatus checks a status message; see [record.DecodeStatus].
+func DecodeStatus(payload []byte) (record.Status, error) { return record.DecodeStatus(payload) }
 
 // announce notes the key a device announced in its status, for trust on
 // first use, and alarms when it is not the key the hall trusts.
