@@ -36,6 +36,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now stamps the name of a file moved aside; default time.Now.
 	Now func() time.Time
+	// Check, when set, validates an existing file before it is opened
+	// (see [ChildCheck]); a failed check moves the file aside.
+	Check CheckFunc
 }
 
 // Bolt is the bbolt-backed [Outbox].
@@ -67,7 +70,14 @@ func Open(path string, opts Options) (*Bolt, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("open outbox %s: %w", path, err)
 	}
-	b, err := openBolt(path, opts.LockTimeout)
+	var b *Bolt
+	var err error
+	if opts.Check != nil && needsCheck(path) {
+		err = opts.Check(path)
+	}
+	if err == nil {
+		b, err = openBolt(path, opts.LockTimeout)
+	}
 	if err == nil || errors.Is(err, ErrLocked) || errors.Is(err, os.ErrPermission) {
 		return b, err
 	}
@@ -118,7 +128,7 @@ func openBolt(path string, lockTimeout time.Duration) (b *Bolt, err error) {
 
 func (b *Bolt) init() error {
 	return b.db.Update(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
+		if err := firstError(tx.Check()); err != nil {
 			return fmt.Errorf("corrupt: %w", err)
 		}
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
@@ -287,6 +297,18 @@ func (b *Bolt) Close() error {
 		return fmt.Errorf("close outbox: %w", err)
 	}
 	return nil
+}
+
+// firstError returns the first error of a bbolt check and drains the rest,
+// so that the goroutine writing them ends.
+func firstError(errs <-chan error) error {
+	var first error
+	for err := range errs {
+		if first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 func clone(b []byte) []byte {

@@ -25,6 +25,7 @@ func program() cli.Program {
 		{Name: "provision", Summary: "write this terminal's configuration from flags or questions", Run: cmdProvision},
 		{Name: "status", Summary: "ask the running agent how it is (broker, outbox, ticket, clock)", Run: cmdStatus},
 		{Name: "version", Summary: "print the version", Run: cmdVersion},
+		{Name: outboxCheckCommand, Summary: "check an outbox file (run by the agent in a child process)", Run: cmdOutboxCheck, Hidden: true},
 	}}
 }
 

@@ -39,7 +39,7 @@ func cmdRun(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
-	ob, err := buffer.Open(cfg.Buffer.Path, buffer.Options{Logger: log})
+	ob, err := buffer.Open(cfg.Buffer.Path, buffer.Options{Logger: log, Check: outboxChecker()})
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,9 @@ type IO struct {
 type Command struct {
 	Name, Summary string
 	Run           func(ctx context.Context, args []string, io IO) error
+	// Hidden leaves the command out of the command list: it is for the
+	// program itself (such as a check it runs in a child process).
+	Hidden bool
 }
 
 // Program is a binary made of subcommands; the first is the default.
@@ -95,6 +98,9 @@ func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "-
 func (p Program) usage(w io.Writer) {
 	fmt.Fprintf(w, "usage: %s [command] [flags] [arguments]\n\ncommands:\n", p.Name)
 	for i, c := range p.Commands {
+		if c.Hidden {
+			continue
+		}
 		s := c.Summary
 		if i == 0 {
 			s += " (the default)"
