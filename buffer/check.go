@@ -32,6 +32,10 @@ func CheckFile(path string, lockTimeout time.Duration) error {
 	if lockTimeout <= 0 {
 		lockTimeout = 2 * time.Second
 	}
+	if !needsCheck(path) {
+		// Opening would create the file.
+		return fmt.Errorf("check outbox %s: missing or empty", path)
+	}
 	b, err := openBolt(path, lockTimeout)
 	if err != nil {
 		return err

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"time"
 
 	"github.com/hallrate/hallrate/buffer"
@@ -22,22 +19,19 @@ const outboxCheckTimeout = 30 * time.Second
 
 // outboxChecker checks an outbox in a child process of this very binary.
 func outboxChecker() buffer.CheckFunc {
-	return buffer.ChildCheck(outboxCheckTimeout, nil, "/proc/self/exe", outboxCheckCommand)
+	return buffer.ChildCheck(outboxCheckTimeout, nil, "/proc/self/exe", outboxCheckCommand, "--")
 }
 
 func cmdOutboxCheck(_ context.Context, args []string, io stdio) error {
 	fs := flags(outboxCheckCommand, "Check an outbox file: prints ok, locked or corrupt: REASON.", io)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	rest, err := cli.ParseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintf(io.Err, "usage: hallrate-agent %s PATH\n", outboxCheckCommand)
-		return errUsage
+	if len(rest) != 1 {
+		return cli.Usagef(fs, "want one outbox file, have %d arguments", len(rest))
 	}
-	if err := buffer.CheckCommand(fs.Arg(0), io.Out); err != nil {
+	if err := buffer.CheckCommand(rest[0], io.Out); err != nil {
 		return cli.ErrSilent
 	}
 	return nil
