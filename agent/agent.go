@@ -34,6 +34,9 @@ type Config struct {
 	Version               string
 	Buttons               []Button
 	RatingWindow          time.Duration
+	// Staff names the staff member of this terminal on the tickets the
+	// staff key makes; empty leaves them unnamed.
+	Staff string
 	// MaxRecords is the outbox alarm threshold: past it the agent still
 	// records every press, and says the outbox is full.
 	MaxRecords int64
@@ -63,6 +66,10 @@ type Counters struct {
 	WriteFailures   int64
 	TicketsApplied  int64
 	TicketsRejected int64
+	// StaffKeys counts staff-key presses that opened a window, and
+	// StaffKeysIgnored those a queue ticket being served overruled.
+	StaffKeys        int64
+	StaffKeysIgnored int64
 }
 
 // Agent is one rating terminal.
@@ -203,6 +210,10 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) press(p device.Press) {
+	if p.StaffKey {
+		a.staffKey()
+		return
+	}
 	if p.Button < 1 || p.Button > len(a.cfg.Buttons) {
 		a.log.Warn("press of an unconfigured button ignored", "button", p.Button)
 		return
@@ -287,14 +298,7 @@ func (a *Agent) applyTicket(raw []byte) {
 		return
 	}
 	if a.binding.ApplyTicket(t) {
-		if err := a.outbox.SaveState(a.binding.Snapshot()); err != nil {
-			// The in-memory binding stays right; a restart before the next
-			// successful save falls back to the previous ticket state.
-			a.log.Error("ticket state not persisted", "err", err)
-			a.noteOutbox(err)
-		} else {
-			a.noteOutbox(nil)
-		}
+		a.saveBinding()
 	}
 	a.mu.Lock()
 	a.counters.TicketsApplied++
@@ -302,6 +306,43 @@ func (a *Agent) applyTicket(raw []byte) {
 	a.mu.Unlock()
 	a.log.Info("ticket", "ticket", t.Ticket, "state", t.State, "staff", t.Staff)
 	a.updateWindow()
+}
+
+// staffKey opens a rating window for a ticket made on the terminal, unless
+// the queue system's ticket is being served.
+func (a *Agent) staffKey() {
+	t := a.binding.StaffKey(a.outbox.Epoch(), a.cfg.Staff)
+	if t == nil {
+		a.mu.Lock()
+		a.counters.StaffKeysIgnored++
+		cur := a.ticket
+		a.mu.Unlock()
+		id := ""
+		if cur != nil {
+			id = cur.ID
+		}
+		a.log.Info("staff key ignored: the queue system's ticket is being served", "ticket", id)
+		return
+	}
+	a.saveBinding()
+	a.mu.Lock()
+	a.counters.StaffKeys++
+	a.ticket = a.binding.Current()
+	a.mu.Unlock()
+	a.log.Info("staff key: rating window open", "ticket", t.ID, "staff", t.Staff, "window", a.cfg.RatingWindow)
+	a.updateWindow()
+}
+
+// saveBinding persists the binding after a ticket change. On failure the
+// in-memory binding stays right; a restart before the next successful save
+// falls back to the previous ticket state.
+func (a *Agent) saveBinding() {
+	if err := a.outbox.SaveState(a.binding.Snapshot()); err != nil {
+		a.log.Error("ticket state not persisted", "err", err)
+		a.noteOutbox(err)
+		return
+	}
+	a.noteOutbox(nil)
 }
 
 func (a *Agent) updateWindow() {

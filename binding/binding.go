@@ -40,6 +40,15 @@ type state struct {
 	V       int      `json:"v"`
 	Next    uint64   `json:"next"` // number of the next episode
 	Current *episode `json:"current"`
+	// StaffEpoch and StaffN number the staff-key episodes: n of the last
+	// ticket S-{epoch}-{n} made in that outbox epoch.
+	StaffEpoch string `json:"staff_epoch,omitempty"`
+	StaffN     uint64 `json:"staff_n,omitempty"`
+	// LastQueue is the last queue-system ticket applied (until idle). A
+	// staff-key episode supersedes it without the queue system knowing,
+	// so its retained message, delivered again after a reconnect, must
+	// not reopen it.
+	LastQueue *record.TicketRef `json:"last_queue,omitempty"`
 }
 
 // Binding is the ticket state machine of one counter. It is not safe for
@@ -86,30 +95,72 @@ func (b *Binding) rebase() {
 
 // ApplyTicket takes a validated ticket message and reports whether the
 // state changed (and so should be persisted).
+//
+// A ticket message always comes from the queue system. While a staff-key
+// episode is current, the queue system's ticket it superseded, delivered
+// again unchanged, is not a new service and changes nothing.
 func (b *Binding) ApplyTicket(t record.Ticket) bool {
 	cur := b.st.Current
 	if t.State == record.Idle {
-		if cur == nil {
-			return false
-		}
+		changed := cur != nil || b.st.LastQueue != nil
 		b.st.Current = nil
-		return true
+		b.st.LastQueue = nil
+		return changed
 	}
-	if cur == nil || cur.Ticket.ID != t.Ticket {
+	ref := record.TicketRef{ID: t.Ticket, State: t.State, Staff: t.Staff, Item: t.Item, ProjectNo: t.ProjectNo, Source: record.SourceQueue}
+	if cur != nil && cur.Ticket.FromStaffKey() && b.st.LastQueue != nil &&
+		b.st.LastQueue.ID == ref.ID && b.st.LastQueue.State == ref.State {
+		return false
+	}
+	lastChanged := b.st.LastQueue == nil || *b.st.LastQueue != ref
+	b.st.LastQueue = &ref
+	if cur == nil || cur.Ticket.ID != t.Ticket || cur.Ticket.FromStaffKey() {
 		cur = &episode{N: b.st.Next}
 		b.st.Next++
 		b.st.Current = cur
 	}
 	before := *cur
-	cur.Ticket = record.TicketRef{ID: t.Ticket, State: t.State, Staff: t.Staff, Item: t.Item, ProjectNo: t.ProjectNo}
+	cur.Ticket = ref
 	if t.State == record.Done && !cur.Done {
-		cur.Done = true
-		cur.DoneUptime = b.clock.Uptime()
-		cur.DoneBoot = b.clock.BootID()
-		cur.DoneWall = b.clock.Now()
-		cur.DoneSynced = b.clock.Synced()
+		b.openWindow(cur)
 	}
-	return before != *cur
+	return before != *cur || lastChanged
+}
+
+// openWindow marks the episode done now: its rating window opens.
+func (b *Binding) openWindow(ep *episode) {
+	ep.Done = true
+	ep.DoneUptime = b.clock.Uptime()
+	ep.DoneBoot = b.clock.BootID()
+	ep.DoneWall = b.clock.Now()
+	ep.DoneSynced = b.clock.Synced()
+}
+
+// StaffKey starts an episode for a press of the staff key ("请评价"): a
+// ticket made on the terminal, S-{epoch}-{n} with n counting the staff-key
+// episodes of the outbox epoch, already done, so its rating window opens
+// now. A queue-system ticket being served wins: then nothing changes and
+// StaffKey returns nil. staff names the staff member, if known.
+func (b *Binding) StaffKey(epoch, staff string) *record.TicketRef {
+	if cur := b.st.Current; cur != nil && !cur.Ticket.FromStaffKey() && cur.Ticket.State == record.Serving {
+		return nil
+	}
+	if b.st.StaffEpoch != epoch {
+		b.st.StaffEpoch = epoch
+		b.st.StaffN = 0
+	}
+	b.st.StaffN++
+	ep := &episode{N: b.st.Next, Ticket: record.TicketRef{
+		ID:     fmt.Sprintf("S-%s-%d", epoch, b.st.StaffN),
+		State:  record.Done,
+		Staff:  staff,
+		Source: record.SourceStaff,
+	}}
+	b.st.Next++
+	b.openWindow(ep)
+	b.st.Current = ep
+	t := ep.Ticket
+	return &t
 }
 
 // Outcome is the decision for one press.
@@ -130,6 +181,10 @@ func (b *Binding) Press() Outcome {
 		return b.outcome(record.NoTicket, nil, b.st)
 	}
 	t := ep.Ticket
+	if t.Source == "" {
+		// An episode persisted before sources were recorded.
+		t.Source = record.SourceQueue
+	}
 	switch {
 	case ep.Rated:
 		return b.outcome(record.Repeat, &t, b.st)

@@ -207,3 +207,79 @@ func TestBadSnapshot(t *testing.T) {
 		t.Fatal("unknown snapshot version accepted")
 	}
 }
+
+func TestStaffKey(t *testing.T) {
+	c := newClock()
+	b := mustNew(t, c, nil)
+	tk1 := b.StaffKey("ep1", "S9")
+	if tk1 == nil || tk1.ID != "S-ep1-1" || tk1.Source != record.SourceStaff || tk1.State != record.Done || tk1.Staff != "S9" {
+		t.Fatalf("staff key ticket %+v", tk1)
+	}
+	if !b.WindowOpen() {
+		t.Fatal("the staff key did not open the rating window")
+	}
+	o := b.Press()
+	if o.Disposition != record.Counted || o.Ticket == nil || o.Ticket.ID != "S-ep1-1" || o.Ticket.Source != record.SourceStaff {
+		t.Fatalf("first press after the staff key: %+v", o)
+	}
+	b.Commit(o)
+	if got := press(t, b); got != record.Repeat {
+		t.Fatalf("second press: %s, want repeat", got)
+	}
+	// A restart keeps the numbering of the epoch; a new epoch starts at 1.
+	b = mustNew(t, c, b.Snapshot())
+	if tk := b.StaffKey("ep1", ""); tk == nil || tk.ID != "S-ep1-2" {
+		t.Fatalf("second staff key of the epoch: %+v", tk)
+	}
+	c.Advance(window + time.Millisecond)
+	if b.WindowOpen() {
+		t.Fatal("window still open after binding.rating_window")
+	}
+	if got := press(t, b); got != record.Late {
+		t.Fatalf("after the window: %s, want late", got)
+	}
+	if tk := b.StaffKey("ep2", ""); tk == nil || tk.ID != "S-ep2-1" {
+		t.Fatalf("first staff key of a new epoch: %+v", tk)
+	}
+}
+
+func TestQueueServingWinsOverStaffKey(t *testing.T) {
+	c := newClock()
+	b := mustNew(t, c, nil)
+	b.ApplyTicket(tk("A023", record.Serving))
+	if tk := b.StaffKey("ep1", ""); tk != nil {
+		t.Fatalf("staff key while a queue ticket is served made %+v", tk)
+	}
+	if cur := b.Current(); cur == nil || cur.ID != "A023" {
+		t.Fatalf("current %+v, want A023", cur)
+	}
+	// Once done, the staff key may open a window of its own...
+	b.ApplyTicket(tk("A023", record.Done))
+	if tk := b.StaffKey("ep1", ""); tk == nil || tk.ID != "S-ep1-1" {
+		t.Fatalf("staff key after done: %+v", tk)
+	}
+	// ...and the queue system's retained message delivered again does not
+	// reopen the superseded ticket.
+	if b.ApplyTicket(tk("A023", record.Done)) {
+		t.Fatal("the retained queue ticket, delivered again, changed the binding")
+	}
+	if cur := b.Current(); cur == nil || cur.ID != "S-ep1-1" {
+		t.Fatalf("current %+v, want the staff ticket", cur)
+	}
+	// A new queue ticket, even with the staff episode's window open, wins.
+	b.ApplyTicket(tk("A024", record.Serving))
+	o := b.Press()
+	if o.Disposition != record.Counted || o.Ticket.ID != "A024" || o.Ticket.Source != record.SourceQueue {
+		t.Fatalf("press on the new queue ticket: %+v", o)
+	}
+}
+
+func TestOldSnapshotTicketIsQueue(t *testing.T) {
+	c := newClock()
+	old := []byte(`{"v":1,"next":2,"current":{"n":1,"ticket":{"id":"A1","state":"serving"},"rated":false}}`)
+	b := mustNew(t, c, old)
+	o := b.Press()
+	if o.Disposition != record.Counted || o.Ticket.Source != record.SourceQueue {
+		t.Fatalf("press on a ticket persisted before sources: %+v", o)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 
@@ -41,6 +43,9 @@ type Device struct {
 	// KeyFile is the ed25519 key that signs every record; default
 	// device.key beside the outbox. Made on first start.
 	KeyFile string `toml:"key_file"`
+	// Staff names the staff member at this terminal on the tickets its
+	// staff key makes (optional).
+	Staff string `toml:"staff"`
 }
 
 // KeyPath returns device.key_file, or its default beside the outbox.
@@ -96,6 +101,9 @@ type GPIO struct {
 	WindowLED  string   `toml:"window_led"`
 	StatusLED  string   `toml:"status_led"`
 	Buzzer     string   `toml:"buzzer"`
+	// InvitePin is the staff's "请评价" key (optional), wired and
+	// debounced like a button.
+	InvitePin string `toml:"invite_pin"`
 }
 
 // HTTP is the local status endpoint; an empty Listen disables it.
@@ -222,6 +230,9 @@ func (c *Config) Validate() error {
 	if err := c.validateMQTT(); err != nil {
 		return err
 	}
+	if err := checkStaff(c.Device.Staff); err != nil {
+		return err
+	}
 	if c.Buffer.Path == "" {
 		return errors.New("config: buffer.path: missing")
 	}
@@ -235,6 +246,15 @@ func (c *Config) Validate() error {
 		return err
 	}
 	return c.validateGPIO()
+}
+
+// checkStaff allows a staff number or name: up to 64 characters of valid
+// UTF-8 without control characters.
+func checkStaff(s string) error {
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > 64 || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return fmt.Errorf("config: device.staff: %q is not up to 64 printable characters", s)
+	}
+	return nil
 }
 
 func (c *Config) validateMQTT() error {
@@ -341,6 +361,7 @@ func (c *Config) validateOutputPins() error {
 		}
 	}
 	for _, o := range []struct{ key, pin string }{
+		{"gpio.invite_pin", c.GPIO.InvitePin},
 		{"gpio.window_led", c.GPIO.WindowLED}, {"gpio.status_led", c.GPIO.StatusLED}, {"gpio.buzzer", c.GPIO.Buzzer},
 	} {
 		if o.pin == "" {

@@ -10,10 +10,14 @@ import (
 	"time"
 )
 
-// Press is one debounced press of a button.
+// Press is one debounced press of a button, or of the staff key.
 type Press struct {
-	// Button is the 1-based index of the button in configuration order.
+	// Button is the 1-based index of the button in configuration order;
+	// 0 for the staff key.
 	Button int
+	// StaffKey is a press of the staff's "请评价" key: it opens a rating
+	// window and is not a rating.
+	StaffKey bool
 	// At is when the press was recognised, as read from the driver's clock.
 	At time.Time
 }

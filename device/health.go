@@ -3,8 +3,8 @@ package device
 // Health is what an input driver knows of its buttons beyond presses: the
 // signs of a jammed button or a noisy wire, for the status and metrics.
 type Health struct {
-	// Stuck lists the buttons (1-based) held down longer than the driver's
-	// stuck limit right now.
+	// Stuck lists the buttons (1-based; 0 is the staff key) held down
+	// longer than the driver's stuck limit right now.
 	Stuck []int
 	// StuckEvents counts the times a button was found stuck since start.
 	StuckEvents int64

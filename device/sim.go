@@ -12,7 +12,8 @@ import (
 )
 
 // Sim is the "sim" input driver: each line of its reader is one press, the
-// button number 1..Buttons. Other lines are reported and ignored. End of
+// button number 1..Buttons, or "i" for the staff key. Other lines are
+// reported and ignored. End of
 // input does not end Run; only ctx does.
 type Sim struct {
 	In      io.Reader
@@ -50,13 +51,14 @@ func (s *Sim) Run(ctx context.Context, out chan<- Press) error {
 			}
 			errc = nil
 		case line := <-lines:
-			b, err := s.parse(line)
+			p, err := s.parse(line)
 			if err != nil {
 				s.Logger.Warn("sim input ignored", "line", line, "err", err)
 				continue
 			}
+			p.At = s.Now()
 			select {
-			case out <- Press{Button: b, At: s.Now()}:
+			case out <- p:
 			case <-ctx.Done():
 				return nil
 			}
@@ -64,11 +66,14 @@ func (s *Sim) Run(ctx context.Context, out chan<- Press) error {
 	}
 }
 
-func (s *Sim) parse(line string) (int, error) {
+func (s *Sim) parse(line string) (Press, error) {
 	line = strings.TrimSpace(line)
+	if line == "i" {
+		return Press{StaffKey: true}, nil
+	}
 	n, err := strconv.Atoi(line)
 	if err != nil || n < 1 || n > s.Buttons {
-		return 0, fmt.Errorf("not a button number 1..%d", s.Buttons)
+		return Press{}, fmt.Errorf("neither a button number 1..%d nor i (the staff key)", s.Buttons)
 	}
-	return n, nil
+	return Press{Button: n}, nil
 }

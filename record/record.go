@@ -54,6 +54,16 @@ const (
 	Idle    TicketState = "idle"
 )
 
+// Ticket sources: where the episode of a record's ticket came from.
+const (
+	// SourceQueue is a ticket message of the hall's queue system (by MQTT,
+	// the collector's HTTP gateway or its SQL poller). Old records carry
+	// no source, which means queue.
+	SourceQueue = "queue"
+	// SourceStaff is an episode opened by the staff key on the terminal.
+	SourceStaff = "staff"
+)
+
 // TicketRef is the ticket a press was bound to, as carried in the record.
 type TicketRef struct {
 	ID        string      `json:"id"`
@@ -61,7 +71,14 @@ type TicketRef struct {
 	Staff     string      `json:"staff,omitempty"`
 	Item      string      `json:"item,omitempty"`
 	ProjectNo string      `json:"projectNo,omitempty"`
+	// Source is SourceQueue or SourceStaff; empty (old records) means
+	// queue.
+	Source string `json:"source,omitempty"`
 }
+
+// FromStaffKey reports whether the ticket's episode was opened by the
+// staff key rather than a queue system.
+func (t *TicketRef) FromStaffKey() bool { return t != nil && t.Source == SourceStaff }
 
 // Press is one button press as published on the rating topic.
 type Press struct {
@@ -122,6 +139,13 @@ func DecodePress(payload []byte) (Press, error) {
 	}
 	if (p.Disposition == NoTicket) != (p.Ticket == nil) {
 		return Press{}, errors.New("record: ticket: must be null exactly when disposition is no_ticket")
+	}
+	if p.Ticket != nil {
+		switch p.Ticket.Source {
+		case "", SourceQueue, SourceStaff:
+		default:
+			return Press{}, fmt.Errorf("record: ticket.source: unknown %q", p.Ticket.Source)
+		}
 	}
 	if err := checkPressNumbers(&p); err != nil {
 		return Press{}, fmt.Errorf("record: %w", err)

@@ -26,6 +26,7 @@ const (
 	roleWindow                // the "please rate" LED
 	roleStatus                // the broker link LED
 	roleBuzzer
+	roleInvite // the staff's "请评价" key
 )
 
 // pinSpec is one configured pin and the configuration key that names it,
@@ -43,6 +44,9 @@ func pinSpecs(cfg config.Config) []pinSpec {
 	var specs []pinSpec
 	for i, b := range cfg.Buttons {
 		specs = append(specs, pinSpec{key: "buttons." + b.Label, name: b.Pin, role: roleButton, button: i + 1})
+	}
+	if cfg.GPIO.InvitePin != "" {
+		specs = append(specs, pinSpec{key: "gpio.invite_pin", name: cfg.GPIO.InvitePin, role: roleInvite})
 	}
 	for i, b := range cfg.Buttons {
 		if b.LED != "" {
@@ -148,6 +152,8 @@ func buildGPIO(cfg config.Config, byName func(string) gpio.PinIO, clock clockwor
 		switch s.role {
 		case roleButton:
 			sc.Buttons = append(sc.Buttons, pins.Button{Label: cfg.Buttons[s.button-1].Label, Pin: p})
+		case roleInvite:
+			sc.Invite = p
 		case roleLED:
 			fc.Buttons[s.button-1] = p
 		case roleWindow:
@@ -166,7 +172,7 @@ func buildGPIO(cfg config.Config, byName func(string) gpio.PinIO, clock clockwor
 	if err != nil {
 		return nil, nil, nil, pinError(err, keys)
 	}
-	log.Info("gpio ready", "buttons", len(sc.Buttons), "pull", cfg.GPIO.Pull, "active_low", sc.ActiveLow,
+	log.Info("gpio ready", "buttons", len(sc.Buttons), "staff_key", cfg.GPIO.InvitePin != "", "pull", cfg.GPIO.Pull, "active_low", sc.ActiveLow,
 		"debounce", sc.Debounce, "stuck_after", sc.StuckAfter)
 	return src, fb, fb.Close, nil
 }

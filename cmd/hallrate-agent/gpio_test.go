@@ -103,6 +103,8 @@ satisfaction = 3
 pin = "GPIO13"
 `, "", `config: buttons.very_satisfied.led: unknown pin "LED7"`},
 		{"unknown window LED", "[gpio]\nwindow_led = \"GPIO98\"\n", "", `config: gpio.window_led: unknown pin "GPIO98"`},
+		{"busy staff key", "[gpio]\ninvite_pin = \"GPIO26\"\n", "GPIO26",
+			`config: gpio.invite_pin: pin "GPIO26" cannot be used: set up as input with PullUp and both edges: device or resource busy (another program or a device-tree overlay holds it; see gpioinfo)`},
 		{"busy button", "", "GPIO6",
 			`config: buttons.satisfied: pin "GPIO6" cannot be used: set up as input with PullUp and both edges: device or resource busy (another program or a device-tree overlay holds it; see gpioinfo)`},
 		{"busy buzzer", "[gpio]\nbuzzer = \"GPIO24\"\n", "GPIO24",
@@ -125,6 +127,7 @@ func TestBuildGPIO(t *testing.T) {
 	cfg := parseGPIOConfig(t, `
 [gpio]
 pull = "up"
+invite_pin = "GPIO26"
 window_led = "GPIO22"
 status_led = "GPIO23"
 buzzer = "GPIO24"
@@ -154,7 +157,7 @@ pin = "GPIO13"
 	if src == nil || fb == nil {
 		t.Fatal("no source or feedback")
 	}
-	for _, n := range []string{"GPIO5", "GPIO6", "GPIO13"} {
+	for _, n := range []string{"GPIO5", "GPIO6", "GPIO13", "GPIO26"} {
 		if p := h.pin(n); p.P != gpio.PullUp {
 			t.Errorf("%s pull %v, want %v", n, p.P, gpio.PullUp)
 		}

@@ -148,6 +148,7 @@ func agentConfig(cfg config.Config, uc uplink.Config) agent.Config {
 		Device: cfg.Device.ID, Hall: cfg.Device.Hall, Counter: cfg.Device.Counter,
 		Version: version, Buttons: buttons,
 		RatingWindow: cfg.Binding.RatingWindow.Duration,
+		Staff:        cfg.Device.Staff,
 		MaxRecords:   cfg.Buffer.MaxRecords,
 		Uplink:       uc,
 	}

@@ -151,7 +151,7 @@ func (st *selftest) openPins() bool {
 			st.result(false, "%s", strings.TrimPrefix(err.Error(), "config: "))
 			continue
 		}
-		if s.role != roleButton {
+		if s.role != roleButton && s.role != roleInvite {
 			if err := p.Out(gpio.Low); err != nil {
 				st.result(false, "%s: %s cannot be an output: %s%s", s.key, s.name, singleLine(err), pinHint(err))
 				continue
@@ -170,6 +170,9 @@ func (st *selftest) openPins() bool {
 				s.key, s.name, st.cfg.GPIO.Pull, gpioActiveLow(st.cfg))
 		} else {
 			st.result(true, "%s: %s input, pull %s, reads released", s.key, s.name, st.cfg.GPIO.Pull)
+		}
+		if s.role == roleInvite {
+			continue
 		}
 		st.buttons = append(st.buttons, pins.Button{Label: st.cfg.Buttons[s.button-1].Label, Pin: p})
 		st.buttonOf = append(st.buttonOf, s.button)

@@ -43,6 +43,10 @@ type Button struct {
 type Config struct {
 	// Buttons in configuration order: the first is button 1.
 	Buttons []Button
+	// Invite is the staff's "请评价" key, or nil when none is wired. It is
+	// read and debounced like a button; its presses have StaffKey set and
+	// its events Button 0.
+	Invite gpio.PinIn
 	// Pull is the pull resistor set on every button pin.
 	Pull gpio.Pull
 	// ActiveLow says a pressed button reads Low (a button to ground with a
@@ -121,6 +125,11 @@ func NewSource(cfg Config) (*Source, error) {
 			return nil, &PinError{Pin: b.Pin.Name(), Op: fmt.Sprintf("set up as input with %s and both edges", cfg.Pull), Err: err}
 		}
 	}
+	if cfg.Invite != nil {
+		if err := cfg.Invite.In(cfg.Pull, gpio.BothEdges); err != nil {
+			return nil, &PinError{Pin: cfg.Invite.Name(), Op: fmt.Sprintf("set up as input with %s and both edges", cfg.Pull), Err: err}
+		}
+	}
 	return &Source{cfg: cfg, log: cfg.Logger, stuck: map[int]bool{}}, nil
 }
 
@@ -140,26 +149,40 @@ func (s *Source) Run(ctx context.Context, out chan<- device.Press) error {
 	s.mu.Unlock()
 
 	now := s.cfg.Clock.Now()
-	debs := make([]*debouncer, len(s.cfg.Buttons))
-	for i, b := range s.cfg.Buttons {
-		active := s.Active(b.Pin.Read())
-		debs[i] = newDebouncer(s.cfg.Debounce, s.cfg.StuckAfter, active, now)
+	first := 1
+	if s.cfg.Invite != nil {
+		first = 0
+	}
+	debs := make([]*debouncer, len(s.cfg.Buttons)+1)
+	for n := first; n <= len(s.cfg.Buttons); n++ {
+		label, pin := s.input(n)
+		active := s.Active(pin.Read())
+		debs[n] = newDebouncer(s.cfg.Debounce, s.cfg.StuckAfter, active, now)
 		if active {
 			s.log.Warn("button is down at start; it counts once released and pressed again",
-				"button", i+1, "label", b.Label, "pin", b.Pin.Name())
+				"button", n, "label", label, "pin", pin.Name())
 		}
 	}
 	var wg sync.WaitGroup
-	for i := range s.cfg.Buttons {
-		wg.Go(func() { s.watch(ctx, i+1, debs[i], out) })
+	for n := first; n <= len(s.cfg.Buttons); n++ {
+		wg.Go(func() { s.watch(ctx, n, debs[n], out) })
 	}
 	wg.Wait()
 	return nil
 }
 
-// watch is the goroutine of button n.
+// input returns the label and pin of button n, or of the staff key for 0.
+func (s *Source) input(n int) (string, gpio.PinIn) {
+	if n == 0 {
+		return "staff_key", s.cfg.Invite
+	}
+	b := s.cfg.Buttons[n-1]
+	return b.Label, b.Pin
+}
+
+// watch is the goroutine of button n (0: the staff key).
 func (s *Source) watch(ctx context.Context, n int, d *debouncer, out chan<- device.Press) {
-	pin := s.cfg.Buttons[n-1].Pin
+	_, pin := s.input(n)
 	for ctx.Err() == nil {
 		edge := pin.WaitForEdge(s.waitFor(d))
 		if ctx.Err() != nil {
@@ -176,7 +199,7 @@ func (s *Source) watch(ctx context.Context, n int, d *debouncer, out chan<- devi
 				continue
 			}
 			select {
-			case out <- device.Press{Button: n, At: ev.At}:
+			case out <- device.Press{Button: n, StaffKey: n == 0, At: ev.At}:
 			case <-ctx.Done():
 				return
 			}
@@ -195,8 +218,8 @@ func (s *Source) waitFor(d *debouncer) time.Duration {
 
 // note counts and logs ev.
 func (s *Source) note(ev Event) {
-	b := s.cfg.Buttons[ev.Button-1]
-	attrs := []any{"button", ev.Button, "label", b.Label, "pin", b.Pin.Name()}
+	label, pin := s.input(ev.Button)
+	attrs := []any{"button", ev.Button, "label", label, "pin", pin.Name()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch ev.Kind {

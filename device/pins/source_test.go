@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -76,8 +77,14 @@ func newRig(t *testing.T, cfg Config, names ...string) *rig {
 	t.Helper()
 	r := &rig{t: t, clock: clockwork.NewFakeClockAt(t0), out: make(chan device.Press, 16), done: make(chan error, 1)}
 	for _, n := range names {
-		p := newWaitPin(n, r.clock)
+		// A name "invite=PIN" is the staff key's pin.
+		staff, isStaff := strings.CutPrefix(n, "invite=")
+		p := newWaitPin(staff, r.clock)
 		r.pins = append(r.pins, p)
+		if isStaff {
+			cfg.Invite = p
+			continue
+		}
 		cfg.Buttons = append(cfg.Buttons, Button{Label: "b-" + n, Pin: p})
 	}
 	r.left = make([]time.Duration, len(names))
@@ -219,6 +226,36 @@ func TestSourceCleanPress(t *testing.T) {
 	r.advance(30 * time.Millisecond)
 	r.press(1)
 	if h := r.src.Health(); h.Presses != 2 || h.Glitches != 0 || len(h.Stuck) != 0 {
+		t.Errorf("health %+v, want 2 presses", h)
+	}
+}
+
+// TestSourceStaffKey: the staff's 请评价 key is debounced like a button and
+// its presses say so.
+func TestSourceStaffKey(t *testing.T) {
+	r := newRig(t, Config{}, "GPIO5", "invite=GPIO26")
+	r.start()
+	for i := range 6 { // a bouncing contact, ending pressed
+		r.edge(1, gpio.Level(i%2 == 1))
+		r.advance(time.Millisecond)
+	}
+	r.edge(1, gpio.Low)
+	r.advance(29 * time.Millisecond)
+	r.noPress()
+	r.advance(time.Millisecond)
+	p := r.press(0)
+	if !p.StaffKey {
+		t.Fatalf("press of the staff key %+v without StaffKey", p)
+	}
+	r.edge(1, gpio.High)
+	r.advance(time.Second)
+	r.noPress()
+	r.edge(0, gpio.Low)
+	r.advance(30 * time.Millisecond)
+	if p := r.press(1); p.StaffKey {
+		t.Fatalf("button press %+v marked as the staff key", p)
+	}
+	if h := r.src.Health(); h.Presses != 2 || h.Glitches != 0 {
 		t.Errorf("health %+v, want 2 presses", h)
 	}
 }
