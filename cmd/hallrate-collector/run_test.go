@@ -67,17 +67,17 @@ func (o *output) waitMatch(t *testing.T, re string) []string {
 	}
 }
 
-// collector is a collector run in-process.
-type collector struct {
+// running is a collector run in-process.
+type running struct {
 	out, err *output
 	cancel   context.CancelFunc
 	done     chan error
 }
 
-func startCollector(t *testing.T, args ...string) *collector {
+func startCollector(t *testing.T, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &collector{out: newOutput(), err: newOutput(), cancel: cancel, done: make(chan error, 1)}
+	c := &running{out: newOutput(), err: newOutput(), cancel: cancel, done: make(chan error, 1)}
 	args = withTestStore(t, args)
 	go func() { c.done <- dispatch(ctx, args, stdio{In: strings.NewReader(""), Out: c.out, Err: c.err}) }()
 	t.Cleanup(func() { c.stop(t) })
@@ -115,7 +115,7 @@ func withTestStore(t *testing.T, args []string) []string {
 }
 
 // stop cancels the collector and waits for it; it may be called twice.
-func (c *collector) stop(t *testing.T) {
+func (c *running) stop(t *testing.T) {
 	t.Helper()
 	c.cancel()
 	if c.done == nil {
@@ -133,7 +133,7 @@ func (c *collector) stop(t *testing.T) {
 }
 
 // brokerAddr waits for the embedded broker and returns its address.
-func (c *collector) brokerAddr(t *testing.T) string {
+func (c *running) brokerAddr(t *testing.T) string {
 	return c.err.waitMatch(t, `embedded broker listening" addr=(\S+)`)[1]
 }
 

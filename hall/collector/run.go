@@ -1,9 +1,13 @@
-package main
+// Package collector is the hall side of hallrate at run time: it receives
+// the terminals' records from the broker, keeps each once through the
+// store, audits them for loss, joins ratings with cases, delivers
+// evaluations, publishes alerts and serves the API and the live dashboard.
+package collector
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,78 +27,9 @@ import (
 	"github.com/hallrate/hallrate/hall/link"
 	"github.com/hallrate/hallrate/hall/live"
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/hall/trust"
 	"github.com/hallrate/hallrate/hall/web"
 )
-
-func cmdRun(ctx context.Context, args []string, io stdio) error {
-	fs := flags("run", "Run the collector: receive the terminals' records, keep each once, audit them for loss,\njoin ratings with cases and hand evaluations to the e-supervision system.", io)
-	path := fs.String("config", config.DefaultPath, "configuration file (without -config, a missing default file means defaults)")
-	embedded := fs.String("embedded-broker", "", "run a broker in-process listening on `ADDR` (host:port) and use it (mqtt.embedded_broker)")
-	brokerURL := fs.String("broker", "", "broker `URL`, such as tcp://127.0.0.1:1883 (mqtt.broker)")
-	dsn := fs.String("store", "", "database `DSN`: sqlite:///path/collector.db or postgres://user@host/db (store.dsn)")
-	listen := fs.String("listen", "", "HTTP API, /metrics and /healthz on `ADDR` (host:port; http.listen)")
-	out := fs.String("out", "", "also append stored records to `FILE`, one JSON object a line (store.jsonl)")
-	demoTickets := fs.Bool("demo-tickets", false, "publish demonstration tickets for every counter heard from (demo.tickets)")
-	def := config.Default()
-	serving := fs.Duration("demo-serving", def.Demo.Serving.Duration, "how long a demonstration ticket is served (demo.serving)")
-	done := fs.Duration("demo-done", def.Demo.Done.Duration, "how long a demonstration ticket stays done: the rating window (demo.done)")
-	idle := fs.Duration("demo-idle", def.Demo.Idle.Duration, "pause between demonstration tickets (demo.idle)")
-	summary := fs.Duration("summary-interval", def.Log.SummaryInterval.Duration, "how often to print the audit while it changes (log.summary_interval)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if set["broker"] && set["embedded-broker"] {
-		fmt.Fprintln(io.Err, "-broker and -embedded-broker exclude each other")
-		return errUsage
-	}
-	cfg, err := config.Load(*path, !set["config"])
-	if err != nil {
-		return err
-	}
-	switch {
-	case set["embedded-broker"]:
-		cfg.MQTT.EmbeddedBroker = *embedded
-	case set["broker"]:
-		cfg.MQTT.Broker, cfg.MQTT.EmbeddedBroker = *brokerURL, ""
-	}
-	if set["out"] {
-		cfg.Store.JSONL = *out
-	}
-	if set["store"] {
-		cfg.Store.DSN = *dsn
-	}
-	if set["listen"] {
-		cfg.HTTP.Listen = *listen
-	}
-	if set["demo-tickets"] {
-		cfg.Demo.Tickets = *demoTickets
-	}
-	for name, d := range map[string]struct {
-		v   time.Duration
-		dst *config.Duration
-	}{
-		"demo-serving": {*serving, &cfg.Demo.Serving}, "demo-done": {*done, &cfg.Demo.Done},
-		"demo-idle": {*idle, &cfg.Demo.Idle}, "summary-interval": {*summary, &cfg.Log.SummaryInterval},
-	} {
-		if set[name] {
-			d.dst.Duration = d.v
-		}
-	}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	return serve(ctx, cfg, io)
-}
-
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
-}
 
 // syncWriter serialises the lines of the goroutines that print.
 type syncWriter struct {
@@ -120,35 +55,87 @@ func (n nudger) nudge() {
 	}
 }
 
-// serve builds the parts of the collector, runs them until ctx is
+// Parts are what the collector takes from its main besides the
+// configuration.
+type Parts struct {
+	// Out receives the lines an operator watches: each rating, each gap
+	// event and the audit.
+	Out io.Writer
+	// Logger receives the collector's log.
+	Logger *slog.Logger
+	// BrokerLogger receives the embedded broker's log; nil means Logger.
+	BrokerLogger *slog.Logger
+	// Version is logged when the collector starts.
+	Version string
+}
+
+// Collector receives the terminals' records, keeps each once, audits them
+// for loss, joins ratings with cases and hands evaluations to the
+// e-supervision system.
+type Collector struct {
+	cfg       config.Config
+	log       *slog.Logger
+	brokerLog *slog.Logger
+	out       io.Writer
+	version   string
+	loc       *time.Location
+	clientID  string
+	password  string
+	token     string
+	cal       calendar.Calendar
+	keys      *trust.Inventory
+	tlsConf   *tls.Config
+}
+
+// New checks what cfg names (time zone, password, token and key files,
+// calendar) and returns the collector it describes; cfg must have been
+// validated. Nothing is opened until [Collector.Run].
+func New(cfg config.Config, p Parts) (*Collector, error) {
+	log := p.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Collector{cfg: cfg, log: log, brokerLog: p.BrokerLogger, out: &syncWriter{w: p.Out}, version: p.Version}
+	if c.brokerLog == nil {
+		c.brokerLog = log
+	}
+	if p.Out == nil {
+		c.out = io.Discard
+	}
+	var err error
+	c.loc, err = time.LoadLocation(cfg.Hall.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("config: hall.timezone: %w", err)
+	}
+	c.clientID, err = clientID(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	c.password, err = readPassword(cfg.MQTT.PasswordFile)
+	if err != nil {
+		return nil, err
+	}
+	c.token, err = readToken(cfg.HTTP.TokenFile)
+	if err != nil {
+		return nil, err
+	}
+	c.cal, err = loadCalendar(cfg.Followup.Calendar)
+	if err != nil {
+		return nil, err
+	}
+	c.keys, c.tlsConf, err = trustSetup(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Run builds the parts of the collector, runs them until ctx is
 // cancelled, and prints the audit on the way out.
-func serve(ctx context.Context, cfg config.Config, io stdio) error {
-	log := newLogger(io.Err, cfg.Log.Level)
-	out := &syncWriter{w: io.Out}
-	loc, err := time.LoadLocation(cfg.Hall.Timezone)
-	if err != nil {
-		return fmt.Errorf("config: hall.timezone: %w", err)
-	}
-	clientID, err := clientID(cfg, log)
-	if err != nil {
-		return err
-	}
-	password, err := readPassword(cfg.MQTT.PasswordFile)
-	if err != nil {
-		return err
-	}
-	token, err := readToken(cfg.HTTP.TokenFile)
-	if err != nil {
-		return err
-	}
-	cal, err := loadCalendar(cfg.Followup.Calendar)
-	if err != nil {
-		return err
-	}
-	keys, tlsConf, err := trustSetup(cfg, log)
-	if err != nil {
-		return err
-	}
+func (c *Collector) Run(ctx context.Context) error {
+	cfg, log, out, loc := c.cfg, c.log, c.out, c.loc
+	clientID, password, token, cal := c.clientID, c.password, c.token, c.cal
+	keys, tlsConf := c.keys, c.tlsConf
 	listener, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http.listen: %w", err)
@@ -239,7 +226,7 @@ func serve(ctx context.Context, cfg config.Config, io stdio) error {
 		go func() { commits.run(commitCtx); close(commitsDone) }()
 		defer func() { stopCommits(); <-commitsDone }()
 		b, err := broker.Open(broker.Config{
-			Addr: cfg.MQTT.EmbeddedBroker, Logger: brokerLogger(io.Err, cfg.Log.Level),
+			Addr: cfg.MQTT.EmbeddedBroker, Logger: c.brokerLog,
 			Commit: commits.Commit,
 			Durable: func(topic string) bool {
 				t, err := ingest.ParseTopic(cfg.MQTT.TopicPrefix, topic)
@@ -333,7 +320,7 @@ func serve(ctx context.Context, cfg config.Config, io stdio) error {
 		return err
 	}
 
-	log.Info("collector starting", "version", version, "hall", cfg.Hall.ID, "broker", brokerURL,
+	log.Info("collector starting", "version", c.version, "hall", cfg.Hall.ID, "broker", brokerURL,
 		"client_id", clientID, "store", db.Kind, "http", listener.Addr().String(), "esup_sink", cfg.ESup.Sink,
 		"records", cfg.Store.JSONL, "demo_tickets", cfg.Demo.Tickets)
 	p := parts{link: l, in: in, hub: hub, prefix: cfg.MQTT.TopicPrefix, tickets: tickets, joiner: joiner, deliverer: deliverer, alerter: alerter, api: api,
@@ -567,13 +554,4 @@ func loadCalendar(path string) (calendar.Calendar, error) {
 		return calendar.Calendar{}, fmt.Errorf("config: followup.calendar: %w", err)
 	}
 	return c, nil
-}
-
-// brokerLogger keeps the embedded broker's chatter about every client (a
-// connection that drops is a warning to it) out of the log unless debugging.
-func brokerLogger(w io.Writer, level string) *slog.Logger {
-	if level == "debug" {
-		return newLogger(w, level).With("component", "broker")
-	}
-	return newLogger(w, "error").With("component", "broker")
 }
