@@ -237,7 +237,9 @@ func (a *Agent) press(p device.Press) {
 		// Signed and chained inside the commit: no crash can leave a
 		// record unsigned or the chain broken.
 		if a.key != nil {
-			rec.Sign(a.key)
+			if err := rec.Sign(a.key); err != nil {
+				return nil, nil, err
+			}
 		}
 		data, err := json.Marshal(rec)
 		return data, []byte(rec.ChainHash()), err

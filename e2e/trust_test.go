@@ -230,7 +230,9 @@ keys_file = %q
 `, port, filepath.Join(dir, "collector.db"), export, apiAddr, keys)), 0o600)
 	c := startCollectorBin(t, bin, conf)
 	waitHTTP(t, api+"/healthz", 200, c.String)
-	mqtttest.Publish(t, broker, topics.ticket, 1, true, ticketJSON("A1", record.Serving))
+	tk, _ := json.Marshal(record.Ticket{V: 1, Ticket: "A1", State: record.Serving, Staff: "S017", Item: "business licence",
+		ProjectNo: "620100-2026-000123", At: "2026-11-24T09:15:00+08:00"})
+	mqtttest.Publish(t, broker, topics.ticket, 1, true, tk)
 	a := startAgent(t, agentConf)
 	a.waitLog(1, wait, "msg=ticket", "ticket=A1")
 	a.press(1, 2, 4, 3)
@@ -265,6 +267,21 @@ keys_file = %q
 	if out, code := verify(write("tampered.jsonl", tampered)); code != 1 || !strings.Contains(out, "BAD SIGNATURE seq 3") ||
 		!strings.Contains(out, "CHAIN BROKEN seq 4") {
 		t.Fatalf("tampered: exit %d:\n%s", code, out)
+	}
+	// The rating moved to another staff member, or to another case: the
+	// version 2 signature covers the whole ticket.
+	for _, c := range []struct{ from, to string }{
+		{`"staff":"S017"`, `"staff":"S018"`},
+		{`"projectNo":"620100-2026-000123"`, `"projectNo":"620100-2026-000124"`},
+	} {
+		moved := append([]string(nil), lines...)
+		moved[1] = strings.Replace(moved[1], c.from, c.to, 1)
+		if moved[1] == lines[1] || !strings.Contains(moved[1], `"sigv":2`) {
+			t.Fatalf("seq 2 has no %s or no sigv: %s", c.from, lines[1])
+		}
+		if out, code := verify(write("moved.jsonl", moved)); code != 1 || !strings.Contains(out, "BAD SIGNATURE seq 2") {
+			t.Fatalf("%s changed: exit %d:\n%s", c.to, code, out)
+		}
 	}
 	removed := append(append([]string(nil), lines[:1]...), lines[2:]...)
 	if out, code := verify(write("removed.jsonl", removed)); code != 1 || !strings.Contains(out, "GAPS seq 2 (1)") {

@@ -99,9 +99,16 @@ type Press struct {
 	BootID       string      `json:"boot_id"`
 	UptimeMS     int64       `json:"uptime_ms"`
 	// Prev is the [Press.ChainHash] of the previous record of the epoch
-	// ("" for seq 1), and Sig the device's signature; see [Press.Canonical].
+	// ("" for seq 1), SigV the version of the signed message (absent: 1)
+	// and Sig the device's signature; see [Press.SignedMessage].
 	Prev string `json:"prev"`
+	SigV int    `json:"sigv,omitempty"`
 	Sig  string `json:"sig,omitempty"`
+
+	// raw is the payload a decoded record came from, and decoded its
+	// fields as they were then, marshalled: a version 2 signature covers
+	// members this build does not know, as long as no field was changed.
+	raw, decoded []byte
 }
 
 // PressID builds the record id {device}:{epoch}:{seq}.
@@ -152,6 +159,20 @@ func DecodePress(payload []byte) (Press, error) {
 	}
 	if _, err := time.Parse(time.RFC3339Nano, p.PressedAt); err != nil {
 		return Press{}, fmt.Errorf("record: pressed_at: %w", err)
+	}
+	switch p.SigV {
+	case 0:
+	case SigV2:
+		p.raw = bytes.Clone(payload)
+		var err error
+		if p.decoded, err = json.Marshal(p); err != nil {
+			return Press{}, fmt.Errorf("record: %w", err)
+		}
+		if _, err := p.SignedMessage(); err != nil {
+			return Press{}, fmt.Errorf("record: sigv 2: %w", err)
+		}
+	default:
+		return Press{}, fmt.Errorf("record: sigv: unsupported version %d", p.SigV)
 	}
 	return p, nil
 }

@@ -146,11 +146,12 @@ func auditStore(ctx context.Context, dsn string, a *trust.Auditor) (map[string]t
 			return nil
 		}
 		a.Add(&p)
-		ticket := ""
+		var tk record.TicketRef
 		if p.Ticket != nil {
-			ticket = p.Ticket.ID
+			tk = *p.Ticket
 		}
-		if r.Hall != p.Hall || r.Counter != p.Counter || r.Disposition != string(p.Disposition) || r.Ticket != ticket ||
+		if r.Hall != p.Hall || r.Counter != p.Counter || r.Disposition != string(p.Disposition) || r.Ticket != tk.ID ||
+			r.Staff != tk.Staff || r.Item != tk.Item || r.ProjectNo != tk.ProjectNo ||
 			r.PressedAt != p.PressedAt || r.Seq != int64(p.Seq) || r.Satisfaction != p.Satisfaction {
 			a.MarkAltered(&p)
 		}

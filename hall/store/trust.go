@@ -305,6 +305,7 @@ func (s *DB) TrustByCounter(ctx context.Context) ([]CounterTrust, error) {
 type StoredRecord struct {
 	Raw                                           []byte
 	Hall, Counter, Disposition, Ticket, PressedAt string
+	Staff, Item, ProjectNo                        string
 	Seq                                           int64
 	Satisfaction                                  int
 }
@@ -312,15 +313,16 @@ type StoredRecord struct {
 // EachRecord calls fn with every stored record, ordered by device, epoch
 // and seq, for re-verification; it stops at fn's first error.
 func (s *DB) EachRecord(ctx context.Context, fn func(StoredRecord) error) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT raw, hall, counter, disposition, ticket, pressed_at, seq, satisfaction
-		FROM rating ORDER BY device, epoch, seq`)
+	rows, err := s.db.QueryContext(ctx, `SELECT raw, hall, counter, disposition, ticket, pressed_at, staff, item, project_no,
+		seq, satisfaction FROM rating ORDER BY device, epoch, seq`)
 	if err != nil {
 		return fmt.Errorf("store: read records: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var r StoredRecord
-		if err := rows.Scan(&r.Raw, &r.Hall, &r.Counter, &r.Disposition, &r.Ticket, &r.PressedAt, &r.Seq, &r.Satisfaction); err != nil {
+		if err := rows.Scan(&r.Raw, &r.Hall, &r.Counter, &r.Disposition, &r.Ticket, &r.PressedAt, &r.Staff, &r.Item,
+			&r.ProjectNo, &r.Seq, &r.Satisfaction); err != nil {
 			return fmt.Errorf("store: read records: %w", err)
 		}
 		if err := fn(r); err != nil {

@@ -129,7 +129,10 @@ func (a *Auditor) Add(p *record.Press) {
 		st = &stream{device: p.Device, epoch: p.Epoch, hall: p.Hall, counter: p.Counter}
 		a.streams[key] = st
 	}
-	e := entry{seq: p.Seq, hash: sha256.Sum256([]byte(p.Canonical())), linked: p.Sig != "" || p.Prev != ""}
+	e := entry{seq: p.Seq, linked: p.Sig != "" || p.Prev != ""}
+	if m, err := p.SignedMessage(); err == nil {
+		e.hash = sha256.Sum256(m)
+	}
 	if p.Prev != "" {
 		b, err := hex.DecodeString(p.Prev)
 		if err == nil && len(b) == len(e.prev) {
