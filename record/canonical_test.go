@@ -24,19 +24,19 @@ func TestCanonicalJSON(t *testing.T) {
 		}
 	}
 	for name, in := range map[string]string{
-		"array":              `[1]`,
-		"fraction":           `{"n":5.5}`,
-		"too big":            `{"n":9007199254740992}`,
-		"too small":          `{"n":-1e300}`,
-		"duplicate":          `{"a":1,"a":1}`,
-		"nested duplicate":   `{"t":{"a":1,"a":2}}`,
-		"lone high":          `{"s":"\ud83d"}`,
-		"lone low":           `{"s":"\ude00x"}`,
-		"high then not low":  `{"s":"\ud83d\u0041"}`,
-		"invalid utf-8":      "{\"s\":\"\xff\"}",
-		"trailing":           `{"a":1} {}`,
-		"not json":           `{"a":}`,
-		"truncated":          `{"a":1`,
+		"array":             `[1]`,
+		"fraction":          `{"n":5.5}`,
+		"too big":           `{"n":9007199254740992}`,
+		"too small":         `{"n":-1e300}`,
+		"duplicate":         `{"a":1,"a":1}`,
+		"nested duplicate":  `{"t":{"a":1,"a":2}}`,
+		"lone high":         `{"s":"\ud83d"}`,
+		"lone low":          `{"s":"\ude00x"}`,
+		"high then not low": `{"s":"\ud83d\u0041"}`,
+		"invalid utf-8":     "{\"s\":\"\xff\"}",
+		"trailing":          `{"a":1} {}`,
+		"not json":          `{"a":}`,
+		"truncated":         `{"a":1`,
 	} {
 		if _, err := CanonicalJSON([]byte(in)); !errors.Is(err, ErrNotCanonical) {
 			t.Errorf("%s: %v", name, err)
