@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/user"
 	"time"
 
 	"github.com/hallrate/hallrate/hall/config"
@@ -40,9 +41,11 @@ func openStore(ctx context.Context, path string, explicit bool, dsn string) (con
 }
 
 func cmdCases(ctx context.Context, args []string, io stdio) error {
-	fs := flags("cases import FILE.csv", "Add cases (办件) from a CSV file whose header names the case fields\n(projectNo, hall, counter, ticket required; taskCode, taskName, deptCode, deptName,\nstaff, staffName, acceptedAt, finishedAt optional). One bad row changes nothing.\nA running collector joins them within seconds.", io)
+	fs := flags("cases import FILE.csv", "Add cases (办件) from a CSV file whose header names the case fields\n(projectNo, hall, counter, ticket required; taskCode, taskName, deptCode, deptName,\nstaff, staffName, acceptedAt, finishedAt optional). One bad row changes nothing.\nA case stored already with other content is refused unless -update is given.\nA running collector joins them within seconds.", io)
 	path := fs.String("config", config.DefaultPath, "configuration file")
 	dsn := fs.String("store", "", "database `DSN` instead of store.dsn")
+	encoding := fs.String("encoding", "utf-8", "the file's encoding: utf-8 (with or without BOM) or gbk (read as GB 18030)")
+	update := fs.Bool("update", false, "change cases stored with other content, each change recorded with who and when")
 	rest, err := cli.ParseArgs(fs, args)
 	if err != nil {
 		return err
@@ -70,7 +73,7 @@ func cmdCases(ctx context.Context, args []string, io stdio) error {
 		return fmt.Errorf("cases import: %w", err)
 	}
 	defer f.Close()
-	cs, err := esup.ReadCasesCSV(f, loc, time.Now())
+	cs, err := esup.ReadCasesCSV(f, *encoding, loc, time.Now())
 	if err != nil {
 		var fe *esup.FieldError
 		if errors.As(err, &fe) {
@@ -78,10 +81,33 @@ func cmdCases(ctx context.Context, args []string, io stdio) error {
 		}
 		return fmt.Errorf("cases import: %s: %w (nothing imported)", file, err)
 	}
-	if err := db.SaveCases(ctx, cs); err != nil {
-		return err
+	if !*update {
+		if err := db.SaveCases(ctx, cs); err != nil {
+			var ce *store.CaseConflictError
+			if errors.As(err, &ce) {
+				return fmt.Errorf("cases import: %s: %w (nothing imported; -update changes it)", file, err)
+			}
+			return err
+		}
+		fmt.Fprintf(io.Out, "imported %d cases\n", len(cs))
+		return nil
 	}
-	fmt.Fprintf(io.Out, "imported %d cases\n", len(cs))
+	by := "cases import " + file
+	if u, err := user.Current(); err == nil {
+		by += " by " + u.Username
+	}
+	changed := 0
+	for _, c := range cs {
+		err := db.SaveCases(ctx, []store.Case{c})
+		if errors.Is(err, store.ErrConflict) {
+			_, err = db.UpdateCase(ctx, c, by, time.Now().UnixMilli())
+			changed++
+		}
+		if err != nil {
+			return fmt.Errorf("cases import: %s: %w", file, err)
+		}
+	}
+	fmt.Fprintf(io.Out, "imported %d cases, %d of them changed\n", len(cs), changed)
 	return nil
 }
 

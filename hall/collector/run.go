@@ -305,7 +305,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	}
 	points := [5]float64(cfg.Report.Points)
 	api := web.New(web.Config{
-		Store: db, Hall: cfg.Hall.ID, Location: loc, Token: token, Points: points, Logger: log,
+		Store: db, Hall: cfg.Hall.ID, Location: loc, Token: token, Hosts: cfg.HTTP.Hosts, Points: points, Logger: log,
 		Registry: web.NewRegistry(db, time.Now, log, counters),
 		Missing: func() []string {
 			if !l.Ready() {

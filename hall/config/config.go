@@ -107,6 +107,11 @@ type Store struct {
 type HTTP struct {
 	Listen    string `toml:"listen"`
 	TokenFile string `toml:"token_file"`
+	// Hosts are the names the collector is reached by, besides the
+	// address it listens on and localhost: "name" (any port) or
+	// "name:port". Requests carrying another Host are refused, which
+	// closes DNS rebinding.
+	Hosts []string `toml:"hosts"`
 }
 
 // ESup is the e-supervision export.
@@ -272,6 +277,11 @@ func (c *Config) validateHall() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		return fmt.Errorf("config: http.listen: %q is not host:port", c.HTTP.Listen)
+	}
+	for _, h := range c.HTTP.Hosts {
+		if h == "" || strings.ContainsAny(h, "/ @?#*") {
+			return fmt.Errorf("config: http.hosts: %q is not a host name or host:port", h)
+		}
 	}
 	switch c.ESup.Sink {
 	case "http":

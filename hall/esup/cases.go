@@ -1,7 +1,7 @@
 package esup
 
 import (
-	"bytes"
+	"bufio"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/text/encoding/simplifiedchinese"
+	"golang.org/x/text/transform"
 
 	"github.com/hallrate/hallrate/hall/store"
 	"github.com/hallrate/hallrate/record"
@@ -21,9 +24,14 @@ type FieldError struct {
 	Index int
 	Field string
 	Msg   string
+	// Err is the reader's error behind Msg, if any (such as
+	// *http.MaxBytesError).
+	Err error
 }
 
 func (e *FieldError) Error() string { return fmt.Sprintf("case %d: %s: %s", e.Index, e.Field, e.Msg) }
+
+func (e *FieldError) Unwrap() error { return e.Err }
 
 // MaxCases bounds the cases of one request or file.
 const MaxCases = 100000
@@ -32,61 +40,131 @@ const MaxCases = 100000
 var caseFields = []string{"projectNo", "taskCode", "taskName", "deptCode", "deptName", "hall", "counter", "ticket",
 	"staff", "staffName", "acceptedAt", "finishedAt"}
 
-// DecodeCases reads one case object or an array of them and checks every
-// case; one bad case is an error naming its field, and then no case is
-// returned.
-func DecodeCases(data []byte, loc *time.Location, now time.Time) ([]store.Case, error) {
-	data = bytes.TrimSpace(data)
-	// encoding/json would turn invalid bytes into U+FFFD without a word;
-	// checkCase applies the rest of the rules to each field.
-	if !utf8.Valid(data) {
-		return nil, &FieldError{Index: 0, Field: "body", Msg: "not valid UTF-8"}
+// DecodeCases reads one case object or an array of them from r and checks
+// every case; one bad case is an error naming its field, and then no case
+// is returned. It decodes an array one element at a time and stops at the
+// first bad case or past [MaxCases], so what it holds is bounded by the
+// cases it returns, not by the size of r.
+func DecodeCases(r io.Reader, loc *time.Location, now time.Time) ([]store.Case, error) {
+	br := bufio.NewReader(r)
+	first, err := firstByte(br)
+	if err != nil {
+		return nil, &FieldError{Index: 0, Field: "body", Msg: "not a JSON object or array: " + err.Error(), Err: err}
 	}
-	var raw []map[string]any
-	switch {
-	case len(data) > 0 && data[0] == '[':
-		if err := json.Unmarshal(data, &raw); err != nil {
-			return nil, &FieldError{Index: 0, Field: "body", Msg: "not a JSON array of case objects: " + err.Error()}
+	dec := json.NewDecoder(br)
+	if first != '[' {
+		one, err := decodeCase(dec, 0, loc, now)
+		if err != nil {
+			return nil, err
 		}
-	default:
-		var one map[string]any
-		if err := json.Unmarshal(data, &one); err != nil || one == nil {
-			msg := "not a JSON object or array"
-			if err != nil {
-				msg += ": " + err.Error()
-			}
-			return nil, &FieldError{Index: 0, Field: "body", Msg: msg}
+		if err := atEnd(dec); err != nil {
+			return nil, &FieldError{Index: 0, Field: "body", Msg: err.Error()}
 		}
-		raw = []map[string]any{one}
+		return []store.Case{one}, nil
 	}
-	if len(raw) > MaxCases {
-		return nil, &FieldError{Index: MaxCases, Field: "body", Msg: fmt.Sprintf("more than %d cases", MaxCases)}
+	if _, err := dec.Token(); err != nil {
+		return nil, &FieldError{Index: 0, Field: "body", Msg: "not a JSON array of case objects: " + err.Error(), Err: err}
 	}
-	out := make([]store.Case, 0, len(raw))
-	for i, m := range raw {
-		fields := map[string]string{}
-		for k, v := range m {
-			switch v := v.(type) {
-			case string:
-				fields[k] = v
-			case nil:
-			default:
-				return nil, &FieldError{Index: i, Field: k, Msg: "must be a string"}
-			}
+	var out []store.Case
+	for i := 0; dec.More(); i++ {
+		if i >= MaxCases {
+			return nil, &FieldError{Index: MaxCases, Field: "body", Msg: fmt.Sprintf("more than %d cases", MaxCases)}
 		}
-		c, err := checkCase(i, fields, loc, now)
+		c, err := decodeCase(dec, i, loc, now)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, c)
 	}
+	if _, err := dec.Token(); err != nil {
+		return nil, &FieldError{Index: len(out), Field: "body", Msg: "not a JSON array of case objects: " + err.Error(), Err: err}
+	}
+	if err := atEnd(dec); err != nil {
+		return nil, &FieldError{Index: len(out), Field: "body", Msg: err.Error()}
+	}
 	return out, nil
 }
 
+// firstByte returns the first byte after white space, left unread.
+func firstByte(br *bufio.Reader) (byte, error) {
+	for {
+		b, err := br.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		if b != ' ' && b != '\t' && b != '\n' && b != '\r' {
+			return b, br.UnreadByte()
+		}
+	}
+}
+
+// atEnd checks that nothing but white space follows the JSON value.
+func atEnd(dec *json.Decoder) error {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("more after the JSON value")
+	}
+	return nil
+}
+
+// decodeCase decodes and checks the case object at index i.
+func decodeCase(dec *json.Decoder, i int, loc *time.Location, now time.Time) (store.Case, error) {
+	var m map[string]json.RawMessage
+	if err := dec.Decode(&m); err != nil || m == nil {
+		msg := "not a JSON case object"
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		return store.Case{}, &FieldError{Index: i, Field: "body", Msg: msg, Err: err}
+	}
+	fields := map[string]string{}
+	for k, raw := range m {
+		// encoding/json would turn invalid bytes into U+FFFD without a
+		// word; checkCase applies the rest of the rules to each field.
+		if !utf8.Valid(raw) {
+			return store.Case{}, &FieldError{Index: i, Field: k, Msg: "not valid UTF-8"}
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return store.Case{}, &FieldError{Index: i, Field: k, Msg: err.Error()}
+		}
+		switch v := v.(type) {
+		case string:
+			fields[k] = v
+		case nil:
+		default:
+			return store.Case{}, &FieldError{Index: i, Field: k, Msg: "must be a string"}
+		}
+	}
+	return checkCase(i, fields, loc, now)
+}
+
+// Encodings of a cases CSV: UTF-8 (with or without a byte order mark) and
+// GBK, read as GB 18030, its superset.
+const (
+	UTF8 = "utf-8"
+	GBK  = "gbk"
+)
+
 // ReadCasesCSV reads a CSV file whose header names the case fields (the
 // JSON names) and checks every row like [DecodeCases]; a FieldError's
-// Index is the line number.
-func ReadCasesCSV(r io.Reader, loc *time.Location, now time.Time) ([]store.Case, error) {
+// Index is the line number. encoding is [UTF8] (also "") or [GBK]; text
+// that is not in it, a NUL in a field and a column named twice are errors
+// with their line.
+func ReadCasesCSV(r io.Reader, encoding string, loc *time.Location, now time.Time) ([]store.Case, error) {
+	br := bufio.NewReader(r)
+	switch strings.ToLower(encoding) {
+	case "", UTF8, "utf8":
+		encoding = UTF8
+		if bom, err := br.Peek(3); err == nil && string(bom) == "\ufeff" {
+			br.Discard(3) //nolint:errcheck // peeked: cannot fail
+		}
+		r = br
+	case GBK, "gb18030":
+		encoding = GBK
+		r = transform.NewReader(br, simplifiedchinese.GB18030.NewDecoder())
+	default:
+		return nil, fmt.Errorf("cases csv: encoding %q is not utf-8 or gbk", encoding)
+	}
 	cr := csv.NewReader(r)
 	cr.TrimLeadingSpace = true
 	header, err := cr.Read()
@@ -97,14 +175,22 @@ func ReadCasesCSV(r io.Reader, loc *time.Location, now time.Time) ([]store.Case,
 	for _, f := range caseFields {
 		known[f] = true
 	}
+	seen := map[string]bool{}
 	for i, h := range header {
-		header[i] = strings.TrimPrefix(strings.TrimSpace(h), "\ufeff")
+		if msg := badText(h, encoding); msg != "" {
+			return nil, &FieldError{Index: 1, Field: fmt.Sprintf("column %d", i+1), Msg: msg}
+		}
+		header[i] = strings.TrimSpace(h)
 		if !known[header[i]] {
 			return nil, &FieldError{Index: 1, Field: header[i], Msg: "unknown column"}
 		}
+		if seen[header[i]] {
+			return nil, &FieldError{Index: 1, Field: header[i], Msg: "column named twice"}
+		}
+		seen[header[i]] = true
 	}
 	var out []store.Case
-	for line := 2; ; line++ {
+	for {
 		row, err := cr.Read()
 		if errors.Is(err, io.EOF) {
 			return out, nil
@@ -112,11 +198,16 @@ func ReadCasesCSV(r io.Reader, loc *time.Location, now time.Time) ([]store.Case,
 		if err != nil {
 			return nil, fmt.Errorf("cases csv: %w", err)
 		}
+		line, _ := cr.FieldPos(0)
 		if len(out) >= MaxCases {
 			return nil, &FieldError{Index: line, Field: "file", Msg: fmt.Sprintf("more than %d cases", MaxCases)}
 		}
 		fields := map[string]string{}
 		for i, v := range row {
+			if msg := badText(v, encoding); msg != "" {
+				l, _ := cr.FieldPos(i)
+				return nil, &FieldError{Index: l, Field: header[i], Msg: msg}
+			}
 			if v != "" {
 				fields[header[i]] = v
 			}
@@ -127,6 +218,19 @@ func ReadCasesCSV(r io.Reader, loc *time.Location, now time.Time) ([]store.Case,
 		}
 		out = append(out, c)
 	}
+}
+
+// badText says what is wrong with a field's text, or "".
+func badText(v, encoding string) string {
+	switch {
+	case encoding == UTF8 && !utf8.ValidString(v):
+		return "not UTF-8 (a GBK file needs --encoding gbk)"
+	case encoding == GBK && strings.ContainsRune(v, utf8.RuneError):
+		return "not GB 18030 text"
+	case strings.ContainsRune(v, 0):
+		return "contains NUL"
+	}
+	return ""
 }
 
 func checkCase(i int, f map[string]string, loc *time.Location, now time.Time) (store.Case, error) {

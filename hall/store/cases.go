@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -32,32 +33,143 @@ type Case struct {
 	ID int64 `json:"-"`
 }
 
-// SaveCases stores cases in one transaction: all or none. A case whose
-// projectNo is known replaces the stored one's fields.
+// CaseConflictError is a case whose projectNo is stored with other
+// content: cases are inserted, and changed only by [DB.UpdateCase].
+type CaseConflictError struct{ ProjectNo string }
+
+func (e *CaseConflictError) Error() string {
+	return "case " + e.ProjectNo + " is stored with other content; change it with an explicit update"
+}
+
+// Is makes a CaseConflictError an [ErrConflict].
+func (e *CaseConflictError) Is(target error) bool { return target == ErrConflict }
+
+// sameContent reports whether two cases have the same contract fields.
+func sameContent(a, b Case) bool {
+	return a.ProjectNo == b.ProjectNo && a.TaskCode == b.TaskCode && a.TaskName == b.TaskName &&
+		a.DeptCode == b.DeptCode && a.DeptName == b.DeptName && a.Hall == b.Hall && a.Counter == b.Counter &&
+		a.Ticket == b.Ticket && a.Staff == b.Staff && a.StaffName == b.StaffName &&
+		a.AcceptedAt == b.AcceptedAt && a.FinishedAt == b.FinishedAt
+}
+
+// SaveCases inserts cases in one transaction: all or none. A case stored
+// already with the same content is left as it is (sending a batch again is
+// harmless); one stored with other content fails the whole batch with a
+// [*CaseConflictError] naming it.
 func (s *DB) SaveCases(ctx context.Context, cs []Case) error {
 	return s.inTx(ctx, fmt.Sprintf("save %d cases", len(cs)), func(tx *sql.Tx) error {
 		if err := s.lockJoins(tx); err != nil {
 			return err
 		}
 		for _, c := range cs {
-			_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO hcase (project_no, task_code, task_name, dept_code, dept_name,
+			res, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO hcase (project_no, task_code, task_name, dept_code, dept_name,
 					hall, counter, ticket, staff, staff_name, accepted_at, finished_at, accepted_ms, finished_ms,
 					service_day, received_ms)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-				ON CONFLICT (project_no) DO UPDATE SET task_code = excluded.task_code, task_name = excluded.task_name,
-					dept_code = excluded.dept_code, dept_name = excluded.dept_name, hall = excluded.hall,
-					counter = excluded.counter, ticket = excluded.ticket, staff = excluded.staff,
-					staff_name = excluded.staff_name, accepted_at = excluded.accepted_at,
-					finished_at = excluded.finished_at, accepted_ms = excluded.accepted_ms,
-					finished_ms = excluded.finished_ms, service_day = excluded.service_day`),
+				ON CONFLICT (project_no) DO NOTHING`),
 				c.ProjectNo, c.TaskCode, c.TaskName, c.DeptCode, c.DeptName, c.Hall, c.Counter, c.Ticket,
 				c.Staff, c.StaffName, c.AcceptedAt, c.FinishedAt, c.AcceptedMS, c.FinishedMS, c.ServiceDay, c.ReceivedMS)
 			if err != nil {
 				return fmt.Errorf("case %s: %w", c.ProjectNo, err)
 			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("case %s: %w", c.ProjectNo, err)
+			}
+			if n == 1 {
+				continue
+			}
+			old, err := scanCase(tx.QueryRowContext(ctx, s.d.q(`SELECT `+caseCols+` FROM hcase WHERE project_no = ?`), c.ProjectNo))
+			if err != nil {
+				return fmt.Errorf("case %s: %w", c.ProjectNo, err)
+			}
+			if !sameContent(old, c) {
+				return &CaseConflictError{ProjectNo: c.ProjectNo}
+			}
 		}
 		return nil
 	})
+}
+
+// CaseChange is an explicit update of a stored case, kept for the audit.
+type CaseChange struct {
+	ProjectNo string `json:"projectNo"`
+	ChangedMS int64  `json:"changed_ms"`
+	// By says who changed it: the API client's address, or the command's
+	// user.
+	By  string `json:"by"`
+	Old Case   `json:"old"`
+	New Case   `json:"new"`
+}
+
+// UpdateCase replaces the fields of a stored case and records the change
+// with who made it and when. It returns [ErrNotFound] when the case is not
+// stored. A rating joined to the case already keeps its evaluation.
+func (s *DB) UpdateCase(ctx context.Context, c Case, by string, nowMS int64) (CaseChange, error) {
+	ch := CaseChange{ProjectNo: c.ProjectNo, ChangedMS: nowMS, By: by, New: c}
+	err := s.inTx(ctx, "update case "+c.ProjectNo, func(tx *sql.Tx) error {
+		if err := s.lockJoins(tx); err != nil {
+			return err
+		}
+		old, err := scanCase(tx.QueryRowContext(ctx, s.d.q(`SELECT `+caseCols+` FROM hcase WHERE project_no = ?`), c.ProjectNo))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("case %s: %w", c.ProjectNo, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("case %s: %w", c.ProjectNo, err)
+		}
+		ch.Old = old
+		if _, err := tx.ExecContext(ctx, s.d.q(`UPDATE hcase SET task_code = ?, task_name = ?, dept_code = ?, dept_name = ?,
+				hall = ?, counter = ?, ticket = ?, staff = ?, staff_name = ?, accepted_at = ?, finished_at = ?,
+				accepted_ms = ?, finished_ms = ?, service_day = ? WHERE project_no = ?`),
+			c.TaskCode, c.TaskName, c.DeptCode, c.DeptName, c.Hall, c.Counter, c.Ticket, c.Staff, c.StaffName,
+			c.AcceptedAt, c.FinishedAt, c.AcceptedMS, c.FinishedMS, c.ServiceDay, c.ProjectNo); err != nil {
+			return fmt.Errorf("case %s: %w", c.ProjectNo, err)
+		}
+		oldJSON, err := json.Marshal(old)
+		if err != nil {
+			return fmt.Errorf("case %s: %w", c.ProjectNo, err)
+		}
+		newJSON, err := json.Marshal(c)
+		if err != nil {
+			return fmt.Errorf("case %s: %w", c.ProjectNo, err)
+		}
+		if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO case_change (project_no, changed_ms, changed_by, old_case, new_case)
+				VALUES (?, ?, ?, ?, ?)`), c.ProjectNo, nowMS, by, string(oldJSON), string(newJSON)); err != nil {
+			return fmt.Errorf("case %s: audit: %w", c.ProjectNo, err)
+		}
+		return nil
+	})
+	return ch, err
+}
+
+// CaseChanges returns the recorded updates of a case, oldest first.
+func (s *DB) CaseChanges(ctx context.Context, projectNo string) ([]CaseChange, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT changed_ms, changed_by, old_case, new_case FROM case_change
+		WHERE project_no = ? ORDER BY id`), projectNo)
+	if err != nil {
+		return nil, fmt.Errorf("store: changes of case %s: %w", projectNo, err)
+	}
+	defer rows.Close()
+	var out []CaseChange
+	for rows.Next() {
+		ch := CaseChange{ProjectNo: projectNo}
+		var o, n string
+		if err := rows.Scan(&ch.ChangedMS, &ch.By, &o, &n); err != nil {
+			return nil, fmt.Errorf("store: changes of case %s: %w", projectNo, err)
+		}
+		if err := json.Unmarshal([]byte(o), &ch.Old); err != nil {
+			return nil, fmt.Errorf("store: changes of case %s: %w", projectNo, err)
+		}
+		if err := json.Unmarshal([]byte(n), &ch.New); err != nil {
+			return nil, fmt.Errorf("store: changes of case %s: %w", projectNo, err)
+		}
+		out = append(out, ch)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: changes of case %s: %w", projectNo, err)
+	}
+	return out, nil
 }
 
 const caseCols = `id, project_no, task_code, task_name, dept_code, dept_name, hall, counter, ticket, staff,

@@ -134,6 +134,20 @@ var migrations = []func(tx *sql.Tx, d dialect) error{
 	},
 	// 2: verification state of records, device keys, conflicting copies.
 	migrateTrust,
+	// 3: the audit of explicit case updates.
+	func(tx *sql.Tx, d dialect) error {
+		return execAll(tx, d,
+			`CREATE TABLE case_change (
+				id `+d.serial+`,
+				project_no TEXT NOT NULL,
+				changed_ms BIGINT NOT NULL,
+				changed_by TEXT NOT NULL,
+				old_case TEXT NOT NULL,
+				new_case TEXT NOT NULL
+			)`,
+			`CREATE INDEX case_change_no ON case_change (project_no, id)`,
+		)
+	},
 }
 
 func execAll(tx *sql.Tx, d dialect, stmts ...string) error {

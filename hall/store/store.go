@@ -25,6 +25,7 @@ var (
 	ErrNotFound    = errors.New("store: not found")
 	ErrWrongState  = errors.New("store: not in a state that allows this")
 	ErrUnsupported = errors.New("store: unsupported dsn")
+	ErrConflict    = errors.New("store: conflicts with what is stored")
 )
 
 // dialect is what differs between SQLite and PostgreSQL.
@@ -211,6 +212,8 @@ func boolInt(b bool) int {
 type Store interface {
 	SaveBatch(ctx context.Context, b Batch) (Saved, error)
 	SaveCases(ctx context.Context, cs []Case) error
+	UpdateCase(ctx context.Context, c Case, by string, nowMS int64) (CaseChange, error)
+	CaseChanges(ctx context.Context, projectNo string) ([]CaseChange, error)
 	Join(ctx context.Context, fn func(*JoinTx) error) error
 	ClaimDue(ctx context.Context, owner string, nowMS, leaseUntilMS int64, n int) ([]Evaluation, error)
 	RecordOutcome(ctx context.Context, o Outcome) error

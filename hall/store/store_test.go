@@ -316,3 +316,49 @@ func TestUnsupportedDSN(t *testing.T) {
 		t.Fatal("opened a database in a missing directory")
 	}
 }
+
+func TestCasesInsertAndAuditedUpdate(t *testing.T) {
+	each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		c := store.Case{ProjectNo: "P1", Hall: "h1", Counter: "W05", Ticket: "A1", Staff: "S1", ServiceDay: "2026-11-24", ReceivedMS: 1}
+		if err := db.SaveCases(ctx, []store.Case{c}); err != nil {
+			t.Fatal(err)
+		}
+		again := c
+		again.ReceivedMS = 2
+		if err := db.SaveCases(ctx, []store.Case{again}); err != nil {
+			t.Fatalf("the same case again: %v", err)
+		}
+		changed := c
+		changed.Staff = "S9"
+		other := store.Case{ProjectNo: "P2", Hall: "h1", Counter: "W05", Ticket: "A2", ServiceDay: "2026-11-24", ReceivedMS: 1}
+		err := db.SaveCases(ctx, []store.Case{other, changed})
+		var ce *store.CaseConflictError
+		if !errors.As(err, &ce) || ce.ProjectNo != "P1" || !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("other content: %v, want a conflict naming P1", err)
+		}
+		if n, _ := db.CountCases(ctx); n != 1 {
+			t.Fatalf("%d cases after a refused batch", n)
+		}
+		if _, err := db.UpdateCase(ctx, other, "test", 5); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("update of an unknown case: %v", err)
+		}
+		if _, err := db.UpdateCase(ctx, changed, "tester", 7); err != nil {
+			t.Fatal(err)
+		}
+		chs, err := db.CaseChanges(ctx, "P1")
+		if err != nil || len(chs) != 1 || chs[0].Old.Staff != "S1" || chs[0].New.Staff != "S9" || chs[0].By != "tester" || chs[0].ChangedMS != 7 {
+			t.Fatalf("changes %+v, %v", chs, err)
+		}
+		err = db.Join(ctx, func(j *store.JoinTx) error {
+			got, _, err := j.CaseByNo("P1")
+			if err == nil && got.Staff != "S9" {
+				err = fmt.Errorf("staff %q after the update", got.Staff)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -153,6 +153,7 @@ func (f *fixture) get(path string) (int, string) {
 func (f *fixture) post(path, token, body string) (int, string) {
 	f.t.Helper()
 	req, _ := http.NewRequest("POST", f.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

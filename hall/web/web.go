@@ -1,16 +1,17 @@
 // Package web is the collector's HTTP side: the JSON API under /api/v1,
-// /healthz and /metrics. Requests that change data need the bearer token
-// when one is configured, and otherwise come from loopback only.
+// /healthz and /metrics. Every request passes one guard: an allowed Host,
+// and for requests that change data a JSON (or CSV) body within a limit,
+// the same origin, and the bearer token when one is configured (otherwise
+// loopback only).
 package web
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"strconv"
@@ -33,6 +34,9 @@ type Config struct {
 	// Token, when set, is the bearer token requests that change data must
 	// carry.
 	Token string
+	// Hosts are the names (host or host:port) requests may carry in Host
+	// besides the address they reached and localhost (http.hosts).
+	Hosts []string
 	// Missing returns what keeps the collector from being healthy, such as
 	// "subscriptions"; empty when healthy.
 	Missing func() []string
@@ -79,28 +83,31 @@ func New(cfg Config) *Server {
 	if cfg.Registry != nil {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	}
-	s.mux.HandleFunc("POST /api/v1/cases", s.change(s.postCases))
+	s.mux.HandleFunc("POST /api/v1/cases", s.postCases)
+	s.mux.HandleFunc("PUT /api/v1/cases/{projectNo}", s.putCase)
+	s.mux.HandleFunc("GET /api/v1/cases/{projectNo}/changes", s.caseChanges)
 	s.mux.HandleFunc("GET /api/v1/ratings", s.ratings)
 	s.mux.HandleFunc("GET /api/v1/evaluations", s.evaluations)
 	s.mux.HandleFunc("GET /api/v1/evaluations/{ratingId}", s.evaluation)
-	s.mux.HandleFunc("POST /api/v1/evaluations/{ratingId}/retry", s.change(s.retry))
+	s.mux.HandleFunc("POST /api/v1/evaluations/{ratingId}/retry", s.retry)
 	s.mux.HandleFunc("GET /api/v1/backlog", s.backlog)
 	s.mux.HandleFunc("GET /api/v1/audit", s.audit)
 	s.mux.HandleFunc("GET /api/v1/followups", s.followups)
-	s.mux.HandleFunc("POST /api/v1/followups/{id}/close", s.change(s.closeFollowup))
+	s.mux.HandleFunc("POST /api/v1/followups/{id}/close", s.closeFollowup)
 	s.mux.HandleFunc("GET /api/v1/report", s.report)
 	return s
 }
 
-// Handler returns the HTTP handler, for a later dashboard to extend.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler returns the HTTP handler: the router behind the guard every
+// request passes (see guard.go).
+func (s *Server) Handler() http.Handler { return s.guard(s.mux) }
 
 // Mux returns the router, where the dashboard adds its pages.
 func (s *Server) Mux() *http.ServeMux { return s.mux }
 
 // Serve serves on l until ctx ends.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	select {
@@ -140,33 +147,6 @@ func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
 	s.fail(w, http.StatusInternalServerError, "internal error; see the collector's log")
 }
 
-// change guards a handler that changes data.
-func (s *Server) change(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.Token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="hallrate"`)
-				s.fail(w, http.StatusUnauthorized, "a bearer token is required to change data")
-				return
-			}
-		} else if !fromLoopback(r) {
-			s.fail(w, http.StatusForbidden, "without http.token_file, data can be changed from loopback only")
-			return
-		}
-		h(w, r)
-	}
-}
-
-func fromLoopback(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	var missing []string
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
@@ -183,28 +163,87 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) postCases(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	cs, ok := s.readCases(w, r)
+	if !ok {
+		return
+	}
+	err := s.cfg.Store.SaveCases(r.Context(), cs)
+	var ce *store.CaseConflictError
+	if errors.As(err, &ce) {
+		writeJSON(w, http.StatusConflict, apiError{Error: ce.Error() + " (PUT /api/v1/cases/" + ce.ProjectNo + "); nothing stored",
+			Field: "projectNo"})
+		return
+	}
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{Error: "body: " + err.Error(), Field: "body"})
-		return
-	}
-	cs, err := esup.DecodeCases(body, s.cfg.Location, s.cfg.Now())
-	var fe *esup.FieldError
-	if errors.As(err, &fe) {
-		i := fe.Index
-		writeJSON(w, http.StatusBadRequest, apiError{Error: fe.Error(), Field: fe.Field, Index: &i})
-		return
-	}
-	if err != nil {
-		s.fail(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if err := s.cfg.Store.SaveCases(r.Context(), cs); err != nil {
 		s.internal(w, r, err)
 		return
 	}
 	s.cfg.CasesAdded()
 	writeJSON(w, http.StatusOK, map[string]any{"stored": len(cs)})
+}
+
+// readCases decodes the cases of a JSON or CSV body, answering the client
+// when it cannot.
+func (s *Server) readCases(w http.ResponseWriter, r *http.Request) ([]store.Case, bool) {
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var cs []store.Case
+	var err error
+	if mt == "text/csv" {
+		cs, err = esup.ReadCasesCSV(r.Body, params["charset"], s.cfg.Location, s.cfg.Now())
+	} else {
+		cs, err = esup.DecodeCases(r.Body, s.cfg.Location, s.cfg.Now())
+	}
+	var fe *esup.FieldError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		s.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: more than %d bytes", mbe.Limit))
+	case errors.As(err, &fe):
+		i := fe.Index
+		writeJSON(w, http.StatusBadRequest, apiError{Error: fe.Error(), Field: fe.Field, Index: &i})
+	case err != nil:
+		s.fail(w, http.StatusBadRequest, err.Error())
+	default:
+		return cs, true
+	}
+	return nil, false
+}
+
+// putCase changes a stored case: the one explicit, audited way to.
+func (s *Server) putCase(w http.ResponseWriter, r *http.Request) {
+	no := r.PathValue("projectNo")
+	cs, ok := s.readCases(w, r)
+	if !ok {
+		return
+	}
+	if len(cs) != 1 || cs[0].ProjectNo != no {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "body: want one case object with projectNo " + no, Field: "projectNo"})
+		return
+	}
+	by := "api " + r.RemoteAddr
+	if s.cfg.Token != "" {
+		by += " (bearer token)"
+	}
+	ch, err := s.cfg.Store.UpdateCase(r.Context(), cs[0], by, s.cfg.Now().UnixMilli())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.fail(w, http.StatusNotFound, "no case "+no+"; add it with POST /api/v1/cases")
+	case err != nil:
+		s.internal(w, r, err)
+	default:
+		s.log.Info("case changed", "projectNo", no, "by", by)
+		s.cfg.CasesAdded()
+		writeJSON(w, http.StatusOK, ch)
+	}
+}
+
+func (s *Server) caseChanges(w http.ResponseWriter, r *http.Request) {
+	chs, err := s.cfg.Store.CaseChanges(r.Context(), r.PathValue("projectNo"))
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"changes": nonNil(chs)})
 }
 
 func limitParam(r *http.Request) int {
