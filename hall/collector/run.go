@@ -286,6 +286,9 @@ func (c *Collector) Run(ctx context.Context) error {
 		{Name: "records_stored_total", Help: "Press records newly stored by this collector.", Value: func() int64 { return in.Stats().Stored }},
 		{Name: "records_duplicate_total", Help: "Press records delivered again and not stored again.", Value: func() int64 { return in.Stats().Duplicates }},
 		{Name: "messages_malformed_total", Help: "Messages that could not be decoded.", Value: func() int64 { return in.Stats().Malformed }},
+		{Name: "messages_refused_total", Help: "Messages refused for breaking the field rules (and parked).", Value: func() int64 { return in.Stats().Refused }},
+		{Name: "messages_db_refused_total", Help: "Messages the database refused on their own (and parked).", Value: func() int64 { return in.Stats().DBRefused }},
+		{Name: "messages_parked_total", Help: "Messages parked: kept aside, visible in the audit, and acknowledged.", Value: func() int64 { return in.Stats().Parked }},
 		{Name: "statuses_total", Help: "Status messages received.", Value: func() int64 { return in.Stats().Statuses }},
 		{Name: "seq_gaps_total", Help: "Seq gaps opened.", Value: func() int64 { return in.Stats().Gaps }},
 		{Name: "followups_opened_total", Help: "Follow-ups of bad ratings opened.", Value: func() int64 { return in.Stats().Followups }},
@@ -308,10 +311,14 @@ func (c *Collector) Run(ctx context.Context) error {
 		Store: db, Hall: cfg.Hall.ID, Location: loc, Token: token, Hosts: cfg.HTTP.Hosts, Points: points, Logger: log,
 		Registry: web.NewRegistry(db, time.Now, log, counters),
 		Missing: func() []string {
+			var missing []string
 			if !l.Ready() {
-				return []string{"mqtt: not connected and subscribed to " + strings.Join(filters(cfg), ", ")}
+				missing = append(missing, "mqtt: not connected and subscribed to "+strings.Join(filters(cfg), ", "))
 			}
-			return nil
+			if since, why := in.Stuck(); !since.IsZero() && time.Since(since) > stuckAfter {
+				missing = append(missing, fmt.Sprintf("ingest: stuck for %s: %s", time.Since(since).Round(time.Second), store.Printable(why, 300)))
+			}
+			return missing
 		},
 		CasesAdded:       joinNudge.nudge,
 		EvaluationQueued: deliverNudge.nudge,
@@ -408,6 +415,10 @@ func (p *parts) run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// stuckAfter is how long the store may refuse every batch before /healthz
+// says so.
+const stuckAfter = time.Minute
 
 // errBatchLeft ends the link on a stop while the store is away: the batch
 // is not acknowledged, and that is no failure of the collector.

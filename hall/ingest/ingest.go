@@ -88,6 +88,10 @@ type Stats struct {
 	// announced another key than the trusted one.
 	Verified, Unverified, Flagged         int64
 	ChainBreaks, Conflicts, KeyMismatches int64
+	// Refused counts the messages that broke the field rules, DBRefused
+	// those the database refused on their own, Parked the messages
+	// parked (both kinds).
+	Refused, DBRefused, Parked int64
 }
 
 // Ingester stores the records of a stream of messages. Its methods are
@@ -98,10 +102,17 @@ type Ingester struct {
 
 	stored, duplicates, malformed, mismatched, statuses, followups, gaps, filled atomic.Int64
 	verified, unverified, flagged, chainBreaks, conflicts, keyMismatches         atomic.Int64
+	refused, dbRefused, parked                                                   atomic.Int64
 
 	mu sync.Mutex
 	// announced are the keys devices published in their statuses.
 	announced map[string]ed25519.PublicKey
+	// logged is when a refused message of each counter was last logged.
+	logged map[string]time.Time
+	// stuckSince is when the store began refusing every batch (zero while
+	// ingest moves); stuckErr the last error.
+	stuckSince time.Time
+	stuckErr   string
 }
 
 // New returns an ingester.
@@ -133,7 +144,7 @@ func New(cfg Config) (*Ingester, error) {
 	if cfg.OnTrust == nil {
 		cfg.OnTrust = func(string, string) {}
 	}
-	return &Ingester{cfg: cfg, log: cfg.Logger, announced: map[string]ed25519.PublicKey{}}, nil
+	return &Ingester{cfg: cfg, log: cfg.Logger, announced: map[string]ed25519.PublicKey{}, logged: map[string]time.Time{}}, nil
 }
 
 // Stats returns the counters.
@@ -144,50 +155,180 @@ func (in *Ingester) Stats() Stats {
 		Gaps: in.gaps.Load(), Filled: in.filled.Load(),
 		Verified: in.verified.Load(), Unverified: in.unverified.Load(), Flagged: in.flagged.Load(),
 		ChainBreaks: in.chainBreaks.Load(), Conflicts: in.conflicts.Load(), KeyMismatches: in.keyMismatches.Load(),
+		Refused: in.refused.Load(), DBRefused: in.dbRefused.Load(), Parked: in.parked.Load(),
 	}
 }
 
 // Handle decodes a batch of messages and stores it in one transaction.
 // Messages that cannot be decoded and records already stored are logged and
 // counted, never an error: the caller may acknowledge the whole batch once
-// Handle returns nil. An error means the store failed and nothing of the
-// batch may be acknowledged.
+// Handle returns nil. A message that breaks the field rules is refused on
+// its own and parked (kept aside, see [store.Parked]). When the database
+// refuses the batch, Handle splits it and stores message by message, and
+// parks a message the database still refuses on its own, so one message
+// never holds back the others. An error means the store failed (even the
+// parking) and nothing of the batch may be acknowledged.
 func (in *Ingester) Handle(ctx context.Context, msgs []Message) error {
 	now := in.cfg.Now()
-	var b store.Batch
-	ratings := 0
+	items := make([]item, 0, len(msgs))
 	for _, m := range msgs {
-		t, err := ParseTopic(in.cfg.Prefix, m.Topic)
-		if err != nil {
-			in.malformedMsg(m, err)
-			continue
-		}
-		switch t.Kind {
-		case "rating":
-			r, err := in.rating(t, m.Payload, now)
-			if err != nil {
-				in.malformedMsg(m, err)
-				continue
-			}
-			ratings++
-			b.Ratings = append(b.Ratings, r)
-		case "status":
-			s, err := DecodeStatus(m.Payload)
-			if err != nil {
-				in.malformedMsg(m, err)
-				continue
-			}
-			in.announce(s)
-			b.Statuses = append(b.Statuses, store.StatusUpdate{Hall: t.Hall, Counter: t.Counter, Status: s,
-				Raw: compact(m.Payload), ReceivedMS: now.UnixMilli()})
-		default:
-			in.malformedMsg(m, fmt.Errorf("topic %q: not a rating or status topic", m.Topic))
+		if it, ok := in.decode(m, now); ok {
+			items = append(items, it)
 		}
 	}
+	err := in.save(ctx, items)
+	if err != nil && len(items) > 0 {
+		if len(items) > 1 {
+			in.log.Warn("batch refused by the store: storing message by message", "messages", len(items), "err", err)
+		}
+		err = nil
+		for _, it := range items {
+			if err = in.saveAlone(ctx, it, now); err != nil {
+				break
+			}
+		}
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if err != nil {
+		if in.stuckSince.IsZero() {
+			in.stuckSince = now
+		}
+		in.stuckErr = err.Error()
+		return err
+	}
+	in.stuckSince, in.stuckErr = time.Time{}, ""
+	return nil
+}
+
+// item is what one message adds to a batch: a record, a status, or the
+// message itself parked.
+type item struct {
+	msg    Message
+	rating *store.Rating
+	status *store.StatusUpdate
+	parked *store.Parked
+}
+
+// decode turns a message into what it adds to a batch; false when it adds
+// nothing.
+func (in *Ingester) decode(m Message, now time.Time) (item, bool) {
+	t, err := ParseTopic(in.cfg.Prefix, m.Topic)
+	if err != nil {
+		in.malformedMsg(m, err)
+		return item{}, false
+	}
+	switch t.Kind {
+	case "rating":
+		r, err := in.rating(t, m.Payload, now)
+		if err != nil {
+			return in.refuse(m, t, err, now)
+		}
+		return item{msg: m, rating: &r}, true
+	case "status":
+		s, err := DecodeStatus(m.Payload)
+		if err != nil {
+			return in.refuse(m, t, err, now)
+		}
+		in.announce(s)
+		return item{msg: m, status: &store.StatusUpdate{Hall: t.Hall, Counter: t.Counter, Status: s,
+			Raw: compact(m.Payload), ReceivedMS: now.UnixMilli()}}, true
+	}
+	in.malformedMsg(m, fmt.Errorf("topic %q: not a rating or status topic", m.Topic))
+	return item{}, false
+}
+
+// refuse handles a message that cannot be used: one that breaks the field
+// rules is parked, any other is malformed.
+func (in *Ingester) refuse(m Message, t Topic, err error, now time.Time) (item, bool) {
+	if !record.IsRule(err) {
+		in.malformedMsg(m, err)
+		return item{}, false
+	}
+	n := in.refused.Add(1)
+	if in.once(t.Hall+"/"+t.Counter, now) {
+		in.log.Warn("message breaks the field rules: refused and parked", "topic", m.Topic, "err", err,
+			"bytes", len(m.Payload), "refused_total", n)
+	}
+	p := parkedOf(m, "refused: "+err.Error(), now)
+	return item{msg: m, parked: &p}, true
+}
+
+func parkedOf(m Message, reason string, now time.Time) store.Parked {
+	return store.Parked{Topic: m.Topic, Payload: m.Payload, Reason: reason, ReceivedMS: now.UnixMilli()}
+}
+
+// saveAlone stores one message on its own. When the database refuses it
+// twice, the message is parked instead: if the parking succeeds the
+// database works and it is the message it refuses.
+func (in *Ingester) saveAlone(ctx context.Context, it item, now time.Time) error {
+	err := in.save(ctx, []item{it})
+	if err == nil || it.parked != nil {
+		return err
+	}
+	// Once more: a deadlock or a serialization failure passes.
+	if err = in.save(ctx, []item{it}); err == nil {
+		return nil
+	}
+	p := parkedOf(it.msg, "refused by the database: "+err.Error(), now)
+	if perr := in.save(ctx, []item{{msg: it.msg, parked: &p}}); perr != nil {
+		return err
+	}
+	n := in.dbRefused.Add(1)
+	t, _ := ParseTopic(in.cfg.Prefix, it.msg.Topic)
+	if in.once(t.Hall+"/"+t.Counter, now) {
+		in.log.Error("message refused by the database: parked", "topic", it.msg.Topic, "err", err,
+			"bytes", len(it.msg.Payload), "db_refused_total", n)
+	}
+	return nil
+}
+
+// once reports whether a message about key may be logged now: once per
+// key per minute, so a flood cannot fill the disk.
+func (in *Ingester) once(key string, now time.Time) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if last, ok := in.logged[key]; ok && now.Sub(last) < time.Minute {
+		return false
+	}
+	if len(in.logged) >= 1024 {
+		for k, t := range in.logged {
+			if now.Sub(t) >= time.Minute {
+				delete(in.logged, k)
+			}
+		}
+	}
+	in.logged[key] = now
+	return true
+}
+
+// Stuck returns since when the store has refused every batch, and the last
+// error; zero while ingest moves.
+func (in *Ingester) Stuck() (since time.Time, err string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.stuckSince, in.stuckErr
+}
+
+// save stores the items in one transaction and reports what was stored.
+func (in *Ingester) save(ctx context.Context, items []item) error {
+	var b store.Batch
+	for _, it := range items {
+		switch {
+		case it.rating != nil:
+			b.Ratings = append(b.Ratings, *it.rating)
+		case it.status != nil:
+			b.Statuses = append(b.Statuses, *it.status)
+		case it.parked != nil:
+			b.Parked = append(b.Parked, *it.parked)
+		}
+	}
+	ratings := len(b.Ratings)
 	saved, err := in.cfg.Store.SaveBatch(ctx, b)
 	if err != nil {
 		return fmt.Errorf("ingest: store %d records and %d statuses: %w", len(b.Ratings), len(b.Statuses), err)
 	}
+	in.parked.Add(int64(len(b.Parked)))
 	in.statuses.Add(int64(len(b.Statuses)))
 	for _, st := range b.Statuses {
 		in.cfg.OnStatus(st)

@@ -50,7 +50,14 @@ type Audit struct {
 	Devices []DeviceAudit `json:"devices"`
 	// Trust counts each counter's records by verification state.
 	Trust []CounterTrust `json:"trust"`
+	// Parked are the newest parked messages (at most AuditParked), newest
+	// first; ParkedTotal how many are kept.
+	Parked      []Parked `json:"parked"`
+	ParkedTotal int64    `json:"parked_total"`
 }
+
+// AuditParked bounds the parked messages the audit lists.
+const AuditParked = 50
 
 // Audit computes the loss audit from the stored records and the devices'
 // last statuses.
@@ -126,6 +133,9 @@ func (s *DB) Audit(ctx context.Context) (Audit, error) {
 		return a, fmt.Errorf("store: audit devices: %w", err)
 	}
 	if a.Trust, err = s.TrustByCounter(ctx); err != nil {
+		return a, err
+	}
+	if a.Parked, a.ParkedTotal, err = s.ParkedMessages(ctx, AuditParked); err != nil {
 		return a, err
 	}
 	return a, nil

@@ -148,6 +148,8 @@ var migrations = []func(tx *sql.Tx, d dialect) error{
 			`CREATE INDEX case_change_no ON case_change (project_no, id)`,
 		)
 	},
+	// 4: messages parked by ingest.
+	migrateParked,
 }
 
 func execAll(tx *sql.Tx, d dialect, stmts ...string) error {

@@ -67,6 +67,8 @@ type StatusUpdate struct {
 type Batch struct {
 	Ratings  []Rating
 	Statuses []StatusUpdate
+	// Parked are messages kept aside; see [Parked].
+	Parked []Parked
 }
 
 // GapKind says what a [GapEvent] reports.
@@ -107,7 +109,7 @@ const ratingCols = `id, device, hall, counter, epoch, seq, button, label, satisf
 // the follow-ups of new bad ratings. It returns the ratings that were new.
 func (s *DB) SaveBatch(ctx context.Context, b Batch) (Saved, error) {
 	var saved Saved
-	if len(b.Ratings) == 0 && len(b.Statuses) == 0 {
+	if len(b.Ratings) == 0 && len(b.Statuses) == 0 && len(b.Parked) == 0 {
 		return saved, nil
 	}
 	// One row per id, in seq order, so a batch's own duplicates and order
@@ -143,6 +145,9 @@ func (s *DB) SaveBatch(ctx context.Context, b Batch) (Saved, error) {
 			return err
 		}
 		if err := s.openFollowups(ctx, tx, saved.New); err != nil {
+			return err
+		}
+		if err := s.park(ctx, tx, b.Parked); err != nil {
 			return err
 		}
 		return s.saveStatuses(ctx, tx, b.Statuses)

@@ -189,6 +189,15 @@ type auditView struct {
 	Unverified []store.LatestRating
 	Flagged    int64
 	Duplicate  int64
+	// Parked are the newest parked messages, at most 10; ParkedTotal how
+	// many are kept.
+	Parked      []parkedRow
+	ParkedTotal int64
+}
+
+type parkedRow struct {
+	Time, Topic, Reason string
+	Size                int
 }
 
 // rated reports whether a count is of ratings that count toward the
@@ -392,6 +401,13 @@ func (d *dashboard) audit(ctx context.Context, v auditView, a store.Audit) (audi
 	}
 	if v.Unverified, err = d.st.UnverifiedRatings(ctx, d.s.cfg.Hall, 20); err != nil {
 		return v, err
+	}
+	v.ParkedTotal = a.ParkedTotal
+	for _, p := range a.Parked[:min(len(a.Parked), 10)] {
+		// The reason quotes what was refused: cut it short, the whole is
+		// in the API.
+		v.Parked = append(v.Parked, parkedRow{Time: time.UnixMilli(p.ReceivedMS).In(d.s.cfg.Location).Format(time.DateTime),
+			Topic: p.Topic, Reason: store.Printable(p.Reason, 160), Size: p.Size})
 	}
 	return v, nil
 }
