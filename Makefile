@@ -69,6 +69,23 @@ cross: ## build for linux/arm (GOARM=6 and 7) and linux/arm64 into bin/
 	done
 	@ls -l $(BIN)/*-linux-*
 
+# The agent's size budget: a Pi Zero has 512 MB and a slow SD card.
+AGENT_MAX_BYTES := 8000000
+
+.PHONY: size
+size: ## build the agent for armv6, armv7 and arm64 as releases are built, print the sizes; fail if armv6 is above 8,000,000 bytes
+	@mkdir -p $(BIN)
+	@for target in arm:6 arm:7 arm64: ; do \
+		arch=$${target%%:*}; arm=$${target##*:}; suffix=$$arch$$arm; \
+		out=$(BIN)/hallrate-agent-linux-$$suffix; \
+		GOOS=linux GOARCH=$$arch GOARM=$$arm $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $$out ./cmd/hallrate-agent || exit 1; \
+		printf 'size: hallrate-agent linux/%-6s %10d bytes\n' $$suffix $$(stat -c %s $$out); \
+	done
+	@n=$$(stat -c %s $(BIN)/hallrate-agent-linux-arm6); \
+	if [ $$n -gt $(AGENT_MAX_BYTES) ]; then \
+		echo "size: FAIL: the armv6 agent is $$n bytes, above $(AGENT_MAX_BYTES)"; exit 1; \
+	else echo "size: ok: the armv6 agent is $$n bytes, at most $(AGENT_MAX_BYTES)"; fi
+
 .PHONY: demo
 demo: build ## a hall on this machine: collector with embedded broker and demo tickets, and a simulated terminal (type 1-4)
 	@BIN=$(BIN) ./scripts/demo.sh

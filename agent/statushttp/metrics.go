@@ -1,110 +1,152 @@
 package statushttp
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
+	"bufio"
+	"io"
+	"math"
+	"strconv"
+	"strings"
 
 	"github.com/hallrate/hallrate/record"
 )
 
-// collector reads one snapshot per scrape, so every metric of a scrape
-// describes the same moment.
-type collector struct {
-	src Source
+// The agent's series are written here in the Prometheus text format, one
+// snapshot per scrape so that every series of a scrape describes the same
+// moment. client_golang, which wrote them before, brought protobuf, a YAML
+// package and procfs: 2.1 MB of the armv6 build. VictoriaMetrics/metrics,
+// the small library made for this, still costs 330 KB there, most of it the
+// regexp package its validator compiles at start; 23 gauges and counters and
+// the usual go_* and process_* series are a page of code (docs/benchmarks.md).
 
-	info, healthy, inputRunning, connected                               *prometheus.Desc
-	presses, writeFailures, published, acked, connects, reconnects       *prometheus.Desc
-	pending, oldest, lastSeq, outboxBytes, outboxFull, maxRecords        *prometheus.Desc
-	stuck, stuckEvents, glitches, ticketsApplied, ticketsRejected, drops *prometheus.Desc
-	clockSynced                                                          *prometheus.Desc
+// metric is one series family of the agent.
+type metric struct {
+	name, kind, help string
 }
 
-func newCollector(src Source) *collector {
-	d := func(name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc("hallrate_agent_"+name, help, labels, nil)
-	}
-	return &collector{
-		src:             src,
-		info:            d("info", "Always 1; labels identify the terminal and its software.", "version", "device", "hall", "counter", "epoch"),
-		healthy:         d("healthy", "1 when the outbox is open and the input driver is running (what /healthz answers 200 for)."),
-		inputRunning:    d("input_running", "1 while the input driver is running."),
-		connected:       d("broker_connected", "1 while a session with the broker is up."),
-		presses:         d("presses_total", "Presses recorded in the outbox, by disposition.", "disposition"),
-		writeFailures:   d("press_write_failures_total", "Presses that could not be written to the outbox (lost; the citizen saw the error feedback)."),
-		published:       d("records_published_total", "Records published to the broker, counting resends."),
-		acked:           d("records_acked_total", "Records acknowledged by the broker and removed from the outbox."),
-		connects:        d("broker_connects_total", "Sessions established with the broker."),
-		reconnects:      d("broker_reconnects_total", "Sessions established after the first one."),
-		pending:         d("records_pending", "Records in the outbox not yet acknowledged by the broker."),
-		oldest:          d("oldest_pending_age_seconds", "Age of the oldest record not yet acknowledged; 0 when none is pending."),
-		lastSeq:         d("last_seq", "Sequence number of the last record written in this epoch."),
-		outboxBytes:     d("outbox_size_bytes", "Size of the outbox file (it does not shrink)."),
-		outboxFull:      d("outbox_full", "1 while the outbox holds buffer.max_records or more (an alarm: nothing is dropped)."),
-		maxRecords:      d("outbox_max_records", "The configured alarm threshold buffer.max_records."),
-		stuck:           d("buttons_stuck", "Buttons held down longer than the stuck limit right now."),
-		stuckEvents:     d("button_stuck_events_total", "Times a button was found stuck."),
-		glitches:        d("button_glitches_total", "Bursts of button activity too short to be a press."),
-		ticketsApplied:  d("ticket_messages_applied_total", "Ticket messages accepted."),
-		ticketsRejected: d("ticket_messages_rejected_total", "Ticket messages rejected as malformed or unsupported."),
-		drops:           d("ticket_messages_dropped_total", "Ticket messages dropped because the agent was not reading them fast enough."),
-		clockSynced:     d("clock_synced", "1 when the kernel reports the wall clock synchronised (adjtimex)."),
-	}
+var (
+	mInfo            = metric{"hallrate_agent_info", "gauge", "Always 1; labels identify the terminal and its software."}
+	mHealthy         = metric{"hallrate_agent_healthy", "gauge", "1 when the outbox is open and the input driver is running (what /healthz answers 200 for)."}
+	mInputRunning    = metric{"hallrate_agent_input_running", "gauge", "1 while the input driver is running."}
+	mConnected       = metric{"hallrate_agent_broker_connected", "gauge", "1 while a session with the broker is up."}
+	mPresses         = metric{"hallrate_agent_presses_total", "counter", "Presses recorded in the outbox, by disposition."}
+	mWriteFailures   = metric{"hallrate_agent_press_write_failures_total", "counter", "Presses that could not be written to the outbox (lost; the citizen saw the error feedback)."}
+	mPublished       = metric{"hallrate_agent_records_published_total", "counter", "Records published to the broker, counting resends."}
+	mAcked           = metric{"hallrate_agent_records_acked_total", "counter", "Records acknowledged by the broker and removed from the outbox."}
+	mConnects        = metric{"hallrate_agent_broker_connects_total", "counter", "Sessions established with the broker."}
+	mReconnects      = metric{"hallrate_agent_broker_reconnects_total", "counter", "Sessions established after the first one."}
+	mPending         = metric{"hallrate_agent_records_pending", "gauge", "Records in the outbox not yet acknowledged by the broker."}
+	mOldest          = metric{"hallrate_agent_oldest_pending_age_seconds", "gauge", "Age of the oldest record not yet acknowledged; 0 when none is pending."}
+	mLastSeq         = metric{"hallrate_agent_last_seq", "gauge", "Sequence number of the last record written in this epoch."}
+	mOutboxBytes     = metric{"hallrate_agent_outbox_size_bytes", "gauge", "Size of the outbox file (it does not shrink)."}
+	mOutboxFull      = metric{"hallrate_agent_outbox_full", "gauge", "1 while the outbox holds buffer.max_records or more (an alarm: nothing is dropped)."}
+	mMaxRecords      = metric{"hallrate_agent_outbox_max_records", "gauge", "The configured alarm threshold buffer.max_records."}
+	mStuck           = metric{"hallrate_agent_buttons_stuck", "gauge", "Buttons held down longer than the stuck limit right now."}
+	mStuckEvents     = metric{"hallrate_agent_button_stuck_events_total", "counter", "Times a button was found stuck."}
+	mGlitches        = metric{"hallrate_agent_button_glitches_total", "counter", "Bursts of button activity too short to be a press."}
+	mTicketsApplied  = metric{"hallrate_agent_ticket_messages_applied_total", "counter", "Ticket messages accepted."}
+	mTicketsRejected = metric{"hallrate_agent_ticket_messages_rejected_total", "counter", "Ticket messages rejected as malformed or unsupported."}
+	mDrops           = metric{"hallrate_agent_ticket_messages_dropped_total", "counter", "Ticket messages dropped because the agent was not reading them fast enough."}
+	mClockSynced     = metric{"hallrate_agent_clock_synced", "gauge", "1 when the kernel reports the wall clock synchronised (adjtimex)."}
+)
+
+// expo writes series in the Prometheus text format.
+type expo struct{ w *bufio.Writer }
+
+// family writes the HELP and TYPE lines of m.
+func (e expo) family(m metric) {
+	e.w.WriteString("# HELP " + m.name + " " + m.help + "\n")
+	e.w.WriteString("# TYPE " + m.name + " " + m.kind + "\n")
 }
 
-// Describe implements [prometheus.Collector].
-func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{
-		c.info, c.healthy, c.inputRunning, c.connected,
-		c.presses, c.writeFailures, c.published, c.acked, c.connects, c.reconnects,
-		c.pending, c.oldest, c.lastSeq, c.outboxBytes, c.outboxFull, c.maxRecords,
-		c.stuck, c.stuckEvents, c.glitches, c.ticketsApplied, c.ticketsRejected, c.drops,
-		c.clockSynced,
-	} {
-		ch <- d
+// sample writes one series of m; labels are name, value pairs.
+func (e expo) sample(m metric, v float64, labels ...string) {
+	e.w.WriteString(m.name)
+	for i := 0; i+1 < len(labels); i += 2 {
+		if i == 0 {
+			e.w.WriteByte('{')
+		} else {
+			e.w.WriteByte(',')
+		}
+		e.w.WriteString(labels[i] + `="` + escapeLabel(labels[i+1]) + `"`)
+		if i+2 >= len(labels) {
+			e.w.WriteByte('}')
+		}
 	}
+	e.w.WriteByte(' ')
+	e.w.WriteString(formatValue(v))
+	e.w.WriteByte('\n')
 }
 
-// Collect implements [prometheus.Collector].
-func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	s := c.src.Snapshot()
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+// one writes a family of a single series.
+func (e expo) one(m metric, v float64, labels ...string) {
+	e.family(m)
+	e.sample(m, v, labels...)
+}
+
+// escapeLabel escapes a label value as the text format asks: backslash,
+// double quote and line feed.
+func escapeLabel(s string) string {
+	if !strings.ContainsAny(s, "\\\"\n") {
+		return s
 	}
-	counter := func(d *prometheus.Desc, v int64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+}
+
+func formatValue(v float64) string {
+	switch {
+	case math.IsInf(v, 1):
+		return "+Inf"
+	case math.IsInf(v, -1):
+		return "-Inf"
+	case math.IsNaN(v):
+		return "NaN"
 	}
-	gauge(c.info, 1, s.Version, s.Device, s.Hall, s.Counter, s.Epoch)
-	gauge(c.healthy, bit(s.Health.OK()))
-	gauge(c.inputRunning, bit(s.Health.InputRunning))
-	gauge(c.connected, bit(s.Connected))
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
+
+// writeMetrics writes the agent's own series from one snapshot, then the
+// Go runtime's and the process's.
+func writeMetrics(w io.Writer, src Source) error {
+	s := src.Snapshot()
+	bw := bufio.NewWriter(w)
+	e := expo{bw}
+	e.one(mInfo, 1, "counter", s.Counter, "device", s.Device, "epoch", s.Epoch, "hall", s.Hall, "version", s.Version)
+	e.one(mHealthy, bit(s.Health.OK()))
+	e.one(mInputRunning, bit(s.Health.InputRunning))
+	e.one(mConnected, bit(s.Connected))
 	// Every disposition is always present, so a rate() never starts from
 	// a missing series.
-	for _, d := range []record.Disposition{record.Counted, record.Repeat, record.Late, record.NoTicket} {
-		counter(c.presses, s.Counters.Presses[d], string(d))
+	e.family(mPresses)
+	for _, d := range []record.Disposition{record.Counted, record.Late, record.NoTicket, record.Repeat} {
+		e.sample(mPresses, float64(s.Counters.Presses[d]), "disposition", string(d))
 	}
-	counter(c.writeFailures, s.Counters.WriteFailures)
-	counter(c.published, s.Uplink.Published)
-	counter(c.acked, s.Uplink.Acked)
-	counter(c.connects, s.Uplink.Connects)
-	counter(c.reconnects, max(s.Uplink.Connects-1, 0))
-	gauge(c.pending, float64(s.Pending))
-	gauge(c.oldest, s.OldestPending.Seconds())
-	gauge(c.lastSeq, float64(s.LastSeq))
+	e.one(mWriteFailures, float64(s.Counters.WriteFailures))
+	e.one(mPublished, float64(s.Uplink.Published))
+	e.one(mAcked, float64(s.Uplink.Acked))
+	e.one(mConnects, float64(s.Uplink.Connects))
+	e.one(mReconnects, float64(max(s.Uplink.Connects-1, 0)))
+	e.one(mPending, float64(s.Pending))
+	e.one(mOldest, s.OldestPending.Seconds())
+	e.one(mLastSeq, float64(s.LastSeq))
 	if s.OutboxBytes >= 0 {
-		gauge(c.outboxBytes, float64(s.OutboxBytes))
+		e.one(mOutboxBytes, float64(s.OutboxBytes))
 	}
-	gauge(c.outboxFull, bit(s.OutboxFull))
-	gauge(c.maxRecords, float64(s.MaxRecords))
+	e.one(mOutboxFull, bit(s.OutboxFull))
+	e.one(mMaxRecords, float64(s.MaxRecords))
 	var stuck, stuckEvents, glitches int64
 	if s.Input != nil {
 		stuck, stuckEvents, glitches = int64(len(s.Input.Stuck)), s.Input.StuckEvents, s.Input.Glitches
 	}
-	gauge(c.stuck, float64(stuck))
-	counter(c.stuckEvents, stuckEvents)
-	counter(c.glitches, glitches)
-	counter(c.ticketsApplied, s.Counters.TicketsApplied)
-	counter(c.ticketsRejected, s.Counters.TicketsRejected)
-	counter(c.drops, s.Uplink.TicketDropped)
-	gauge(c.clockSynced, bit(s.ClockSynced))
+	e.one(mStuck, float64(stuck))
+	e.one(mStuckEvents, float64(stuckEvents))
+	e.one(mGlitches, float64(glitches))
+	e.one(mTicketsApplied, float64(s.Counters.TicketsApplied))
+	e.one(mTicketsRejected, float64(s.Counters.TicketsRejected))
+	e.one(mDrops, float64(s.Uplink.TicketDropped))
+	e.one(mClockSynced, bit(s.ClockSynced))
+	writeRuntime(e)
+	writeProcess(e)
+	return bw.Flush()
 }
 
 func bit(b bool) float64 {

@@ -8,11 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hallrate/hallrate/agent"
 	"github.com/hallrate/hallrate/record"
@@ -92,17 +87,14 @@ func StatusOf(s agent.Snapshot) Status {
 	return st
 }
 
-// Handler returns the endpoint's handler. Its metrics live in a registry
-// of their own, never in the global default one.
+// Handler returns the endpoint's handler.
 func Handler(src Source) http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		newCollector(src),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		// A client that went away is no concern of the agent's.
+		_ = writeMetrics(w, src)
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		h := src.Snapshot().Health
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -121,17 +113,4 @@ func Handler(src Source) http.Handler {
 		_ = enc.Encode(StatusOf(src.Snapshot()))
 	})
 	return mux
-}
-
-// NewServer returns an HTTP server for the handler with timeouts that a
-// slow or stuck client cannot hold open.
-func NewServer(h http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       time.Minute,
-		MaxHeaderBytes:    16 << 10,
-	}
 }

@@ -1,6 +1,7 @@
 package statushttp
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
 	"net/http/httptest"
@@ -8,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/hallrate/hallrate/agent"
 	"github.com/hallrate/hallrate/device"
@@ -103,14 +105,92 @@ func TestEndpoints(t *testing.T) {
 	}
 }
 
-func TestMetricsLint(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(snapshot()))
-	problems, err := testutil.GatherAndLint(reg)
+// seriesNames are every series the agent served with client_golang's
+// registry, its own and the Go and process collectors' (dashboards and
+// alerts are made of these names): each must still be served.
+var seriesNames = strings.Fields(`
+go_gc_duration_seconds go_gc_duration_seconds_count go_gc_duration_seconds_sum
+go_gc_gogc_percent go_gc_gomemlimit_bytes go_goroutines go_info
+go_memstats_alloc_bytes go_memstats_alloc_bytes_total go_memstats_buck_hash_sys_bytes
+go_memstats_frees_total go_memstats_gc_sys_bytes go_memstats_heap_alloc_bytes
+go_memstats_heap_idle_bytes go_memstats_heap_inuse_bytes go_memstats_heap_objects
+go_memstats_heap_released_bytes go_memstats_heap_sys_bytes go_memstats_last_gc_time_seconds
+go_memstats_mallocs_total go_memstats_mcache_inuse_bytes go_memstats_mcache_sys_bytes
+go_memstats_mspan_inuse_bytes go_memstats_mspan_sys_bytes go_memstats_next_gc_bytes
+go_memstats_other_sys_bytes go_memstats_stack_inuse_bytes go_memstats_stack_sys_bytes
+go_memstats_sys_bytes go_sched_gomaxprocs_threads go_threads
+hallrate_agent_broker_connected hallrate_agent_broker_connects_total
+hallrate_agent_broker_reconnects_total hallrate_agent_button_glitches_total
+hallrate_agent_button_stuck_events_total hallrate_agent_buttons_stuck
+hallrate_agent_clock_synced hallrate_agent_healthy hallrate_agent_info
+hallrate_agent_input_running hallrate_agent_last_seq hallrate_agent_oldest_pending_age_seconds
+hallrate_agent_outbox_full hallrate_agent_outbox_max_records hallrate_agent_outbox_size_bytes
+hallrate_agent_press_write_failures_total hallrate_agent_presses_total
+hallrate_agent_records_acked_total hallrate_agent_records_pending
+hallrate_agent_records_published_total hallrate_agent_ticket_messages_applied_total
+hallrate_agent_ticket_messages_dropped_total hallrate_agent_ticket_messages_rejected_total
+process_cpu_seconds_total process_max_fds process_network_receive_bytes_total
+process_network_transmit_bytes_total process_open_fds process_resident_memory_bytes
+process_start_time_seconds process_virtual_memory_bytes process_virtual_memory_max_bytes
+`)
+
+// TestMetricNames parses /metrics with Prometheus's own text parser and
+// checks that it serves exactly the series listed above, with their
+// types, and that the linter Prometheus ships finds nothing to say.
+func TestMetricNames(t *testing.T) {
+	srv := httptest.NewServer(Handler(snapshot()))
+	defer srv.Close()
+	code, body := get(t, srv, "/metrics")
+	if code != 200 {
+		t.Fatalf("metrics %d", code)
+	}
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("metrics are not Prometheus text: %v\n%s", err, body)
+	}
+	got := map[string]bool{}
+	for name, f := range families {
+		switch f.GetType().String() {
+		case "SUMMARY":
+			got[name+"_sum"], got[name+"_count"] = true, true
+		case "GAUGE", "COUNTER":
+		default:
+			t.Errorf("%s: type %s", name, f.GetType())
+		}
+		if strings.HasSuffix(name, "_total") && f.GetType().String() != "COUNTER" {
+			t.Errorf("%s is a %s", name, f.GetType())
+		}
+		got[name] = true
+	}
+	for _, name := range seriesNames {
+		if !got[name] {
+			t.Errorf("series %s is no longer served", name)
+		}
+		delete(got, name)
+	}
+	for name := range got {
+		t.Errorf("series %s is served but not listed here", name)
+	}
+	if n := len(families["hallrate_agent_presses_total"].GetMetric()); n != 4 {
+		t.Errorf("presses_total has %d dispositions, want 4", n)
+	}
+	problems, err := promlint.New(strings.NewReader(body)).Lint()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range problems {
 		t.Errorf("metric %s: %s", p.Metric, p.Text)
+	}
+}
+
+func TestEscapeLabel(t *testing.T) {
+	var b strings.Builder
+	bw := bufio.NewWriter(&b)
+	expo{bw}.one(mInfo, 1, "counter", "a\\b\"c\nd", "device", "窗口")
+	bw.Flush()
+	want := `hallrate_agent_info{counter="a\\b\"c\nd",device="窗口"} 1` + "\n"
+	if !strings.HasSuffix(b.String(), want) {
+		t.Fatalf("got %q, want suffix %q", b.String(), want)
 	}
 }

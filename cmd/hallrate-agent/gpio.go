@@ -8,9 +8,17 @@ import (
 	"syscall"
 
 	"github.com/jonboulle/clockwork"
+	"periph.io/x/conn/v3/driver/driverreg"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpioreg"
-	"periph.io/x/host/v3"
+
+	// The drivers a Raspberry Pi needs, and no other board's: the gpiochip
+	// character device (every board; the only one on a Pi 5), the bcm283x
+	// registers (pulls on a Pi Zero to 4) and the Pi's header names.
+	// host.Init would link every board periph knows, 200 KB of the binary.
+	_ "periph.io/x/host/v3/bcm283x"
+	_ "periph.io/x/host/v3/gpioioctl"
+	_ "periph.io/x/host/v3/rpi"
 
 	"github.com/hallrate/hallrate/config"
 	"github.com/hallrate/hallrate/device"
@@ -91,12 +99,12 @@ func gpioPull(cfg config.Config) gpio.Pull {
 
 func gpioActiveLow(cfg config.Config) bool { return cfg.GPIO.ActiveLow == nil || *cfg.GPIO.ActiveLow }
 
-// initHost loads periph's drivers: host.Init picks the gpioioctl character
+// initHost loads periph's drivers: periph picks the gpioioctl character
 // device (/dev/gpiochip*, the only one on a Pi 5) or the bcm283x registers,
 // whichever the board offers. A machine where no driver found a pin gets
 // one line saying why, not a list of unknown pins.
 func initHost() error {
-	state, err := host.Init()
+	state, err := driverreg.Init()
 	if err != nil {
 		return fmt.Errorf("gpio: start periph host drivers: %s", singleLine(err))
 	}

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 	"unicode"
 
@@ -311,43 +310,53 @@ func (p *provisionInput) nextSteps(io stdio) {
 	}
 }
 
-var configTemplate = template.Must(template.New("agent.toml").Funcs(template.FuncMap{"q": tomlString}).Parse(
-	`# hallrate-agent configuration, written by "hallrate-agent provision" on {{.Date}}.
+// renderConfig writes the configuration file. It is written out with
+// fmt rather than text/template: text/template's method calls by name keep
+// every exported method of the binary alive, 1.8 MB of the armv6 build.
+func renderConfig(c config.Config, now time.Time) ([]byte, error) {
+	q := tomlString
+	activeLow := c.GPIO.ActiveLow == nil || *c.GPIO.ActiveLow
+	var b bytes.Buffer
+	fmt.Fprintf(&b, `# hallrate-agent configuration, written by "hallrate-agent provision" on %s.
 # Check it with "hallrate-agent selftest"; the agent reads it at start
 # (systemctl restart hallrate-agent after a change).
 
 [device]
-id      = {{q .C.Device.ID}}      # unique per terminal: [A-Za-z0-9._-]{1,64}
-hall    = {{q .C.Device.Hall}}
-counter = {{q .C.Device.Counter}}
-driver  = {{q .C.Device.Driver}}  # "gpio" (buttons) or "sim" (button numbers on standard input)
+id      = %s      # unique per terminal: [A-Za-z0-9._-]{1,64}
+hall    = %s
+counter = %s
+driver  = %s  # "gpio" (buttons) or "sim" (button numbers on standard input)
 # key_file = ""     # signing key; default device.key beside the outbox, made on first start
-
+`, now.Format(time.DateOnly), q(c.Device.ID), q(c.Device.Hall), q(c.Device.Counter), q(c.Device.Driver))
+	fmt.Fprintf(&b, `
 [mqtt]
-broker          = {{q .C.MQTT.Broker}}  # tcp://, ssl:// or mqtts:// (TLS), ws://, wss://
-topic_prefix    = {{q .C.MQTT.TopicPrefix}}
-username        = {{q .C.MQTT.Username}}
-password_file   = {{q .C.MQTT.PasswordFile}}  # the password is kept in a file, never here
-ca_file         = {{q .C.MQTT.CAFile}}  # TLS: CA of the broker's certificate (system roots when empty)
-cert_file       = {{q .C.MQTT.CertFile}}  # TLS client certificate and key, for mutual TLS
-key_file        = {{q .C.MQTT.KeyFile}}
-keepalive       = {{q .C.MQTT.KeepAlive.String}}
-inflight        = {{.C.MQTT.Inflight}}      # records published and not yet acknowledged
-status_interval = {{q .C.MQTT.StatusInterval.String}}  # how often the retained status is refreshed
-
+broker          = %s  # tcp://, ssl:// or mqtts:// (TLS), ws://, wss://
+topic_prefix    = %s
+username        = %s
+password_file   = %s  # the password is kept in a file, never here
+ca_file         = %s  # TLS: CA of the broker's certificate (system roots when empty)
+cert_file       = %s  # TLS client certificate and key, for mutual TLS
+key_file        = %s
+keepalive       = %s
+inflight        = %d      # records published and not yet acknowledged
+status_interval = %s  # how often the retained status is refreshed
+`, q(c.MQTT.Broker), q(c.MQTT.TopicPrefix), q(c.MQTT.Username), q(c.MQTT.PasswordFile),
+		q(c.MQTT.CAFile), q(c.MQTT.CertFile), q(c.MQTT.KeyFile), q(c.MQTT.KeepAlive.String()),
+		c.MQTT.Inflight, q(c.MQTT.StatusInterval.String()))
+	fmt.Fprintf(&b, `
 [buffer]
-path        = {{q .C.Buffer.Path}}
-max_records = {{.C.Buffer.MaxRecords}}  # alarm threshold, never a drop
+path        = %s
+max_records = %d  # alarm threshold, never a drop
 
 [binding]
-rating_window = {{q .C.Binding.RatingWindow.String}}  # how long presses count after the ticket is done
+rating_window = %s  # how long presses count after the ticket is done
 
 [gpio]
-pull        = {{q .C.GPIO.Pull}}     # "up", "down" or "none"
-active_low  = {{.ActiveLow}}     # true: a pressed button connects its pin to ground
-debounce    = {{q .C.GPIO.Debounce.String}}
-stuck_after = {{q .C.GPIO.StuckAfter.String}}  # a button held longer is reported stuck
-led_on      = {{q .C.GPIO.LEDOn.String}}  # how long a thank-you light stays on
+pull        = %s     # "up", "down" or "none"
+active_low  = %t     # true: a pressed button connects its pin to ground
+debounce    = %s
+stuck_after = %s  # a button held longer is reported stuck
+led_on      = %s  # how long a thank-you light stays on
 # window_led = ""   # lit while a press would be counted
 # status_led = ""   # lit while the broker link is up
 # buzzer     = ""
@@ -355,32 +364,23 @@ led_on      = {{q .C.GPIO.LEDOn.String}}  # how long a thank-you light stays on
 [http]
 # Local status endpoint: /healthz, /metrics (Prometheus), /status (JSON, read
 # by "hallrate-agent status"). Keep it on loopback; "" disables it.
-listen = {{q .C.HTTP.Listen}}
+listen = %s
 
 [log]
-level = {{q .C.Log.Level}}  # debug, info, warn, error
+level = %s  # debug, info, warn, error
 
 # Buttons, 3 to 6, in the order presses number them; satisfaction is the
 # national code (5 very satisfied ... 1 very dissatisfied).
-{{range .C.Buttons}}
-[[buttons]]
-label        = {{q .Label}}
-satisfaction = {{.Satisfaction}}
-pin          = {{q .Pin}}
-{{- if .LED}}
-led          = {{q .LED}}
-{{- end}}
-{{end}}`))
-
-func renderConfig(c config.Config, now time.Time) ([]byte, error) {
-	var b bytes.Buffer
-	err := configTemplate.Execute(&b, struct {
-		C         config.Config
-		ActiveLow bool
-		Date      string
-	}{c, c.GPIO.ActiveLow == nil || *c.GPIO.ActiveLow, now.Format(time.DateOnly)})
-	if err != nil {
-		return nil, fmt.Errorf("provision: render configuration: %w", err)
+`, q(c.Buffer.Path), c.Buffer.MaxRecords, q(c.Binding.RatingWindow.String()),
+		q(c.GPIO.Pull), activeLow, q(c.GPIO.Debounce.String()), q(c.GPIO.StuckAfter.String()),
+		q(c.GPIO.LEDOn.String()), q(c.HTTP.Listen), q(c.Log.Level))
+	for _, btn := range c.Buttons {
+		fmt.Fprintf(&b, "\n[[buttons]]\nlabel        = %s\nsatisfaction = %d\npin          = %s",
+			q(btn.Label), btn.Satisfaction, q(btn.Pin))
+		if btn.LED != "" {
+			fmt.Fprintf(&b, "\nled          = %s", q(btn.LED))
+		}
+		b.WriteString("\n")
 	}
 	return b.Bytes(), nil
 }

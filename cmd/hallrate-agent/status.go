@@ -75,11 +75,7 @@ func dialable(listen string) string {
 }
 
 func fetchStatus(ctx context.Context, addr string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/status", nil)
-	if err != nil {
-		return nil, fmt.Errorf("status: %w", err)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	code, body, err := statushttp.Get(ctx, addr, "/status", 1<<20)
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
@@ -87,13 +83,8 @@ func fetchStatus(ctx context.Context, addr string) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("status: %w", err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, fmt.Errorf("status: read answer of %s: %w", addr, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status: %s answered %s", addr, resp.Status)
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("status: %s answered %d %s", addr, code, http.StatusText(code))
 	}
 	return body, nil
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
-	"time"
 
 	"github.com/hallrate/hallrate/agent/statushttp"
 )
@@ -25,19 +23,16 @@ func serveStatus(ctx context.Context, listen string, src statushttp.Source, log 
 		return func() {}
 	}
 	srv := statushttp.NewServer(statushttp.Handler(src))
-	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, statushttp.ErrServerClosed) {
 			log.Error("status endpoint stopped", "err", err)
 		}
 	}()
 	log.Info("status endpoint listening", "addr", l.Addr().String())
 	return func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
+		if err := srv.Close(); err != nil {
 			log.Warn("status endpoint shutdown", "err", err)
 		}
 		<-done
