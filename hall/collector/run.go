@@ -27,6 +27,7 @@ import (
 	"github.com/hallrate/hallrate/hall/link"
 	"github.com/hallrate/hallrate/hall/live"
 	"github.com/hallrate/hallrate/hall/store"
+	queue "github.com/hallrate/hallrate/hall/tickets"
 	"github.com/hallrate/hallrate/hall/trust"
 	"github.com/hallrate/hallrate/hall/web"
 )
@@ -306,9 +307,13 @@ func (c *Collector) Run(ctx context.Context) error {
 			web.Counter{Name: "deliveries_retried_total", Help: "Attempts to be retried.", Value: func() int64 { return deliverer.Stats().Retried }},
 		)
 	}
+	gateway := queue.NewGateway(queue.Config{
+		Prefix: cfg.MQTT.TopicPrefix, Hall: cfg.Hall.ID, Publisher: l, Ready: l.Ready, Noter: hub, Logger: log,
+	})
 	points := [5]float64(cfg.Report.Points)
 	api := web.New(web.Config{
-		Store: db, Hall: cfg.Hall.ID, Location: loc, Token: token, Hosts: cfg.HTTP.Hosts, Points: points, Logger: log,
+		Tickets: gateway,
+		Store:   db, Hall: cfg.Hall.ID, Location: loc, Token: token, Hosts: cfg.HTTP.Hosts, Points: points, Logger: log,
 		Registry: web.NewRegistry(db, time.Now, log, counters),
 		Missing: func() []string {
 			var missing []string

@@ -34,6 +34,15 @@ type Event struct {
 type CurrentTicket struct {
 	record.Ticket
 	Received time.Time
+	// Via is how it reached the broker: "http" or "sql" when this
+	// collector published it for the queue system, "mqtt" otherwise.
+	Via string
+}
+
+// sent is a ticket this collector published and has not yet heard back.
+type sent struct {
+	t   record.Ticket
+	via string
 }
 
 // Hub fans events out to subscribers and keeps each counter's current
@@ -42,6 +51,7 @@ type Hub struct {
 	mu      sync.Mutex
 	subs    map[chan Event]struct{}
 	tickets map[[2]string]CurrentTicket
+	sent    map[[2]string]sent
 	now     func() time.Time
 }
 
@@ -50,7 +60,7 @@ func NewHub(now func() time.Time) *Hub {
 	if now == nil {
 		now = time.Now
 	}
-	return &Hub{subs: map[chan Event]struct{}{}, tickets: map[[2]string]CurrentTicket{}, now: now}
+	return &Hub{subs: map[chan Event]struct{}{}, tickets: map[[2]string]CurrentTicket{}, sent: map[[2]string]sent{}, now: now}
 }
 
 // Subscribe returns a channel of events and the function that ends the
@@ -84,10 +94,30 @@ func (h *Hub) Publish(e Event) {
 	}
 }
 
+// Sent notes a ticket this collector is publishing for the queue system,
+// and the door it came in by, so that [Hub.SetTicket] can tell it apart
+// when the broker hands it back.
+func (h *Hub) Sent(hall, counter string, t record.Ticket, via string) {
+	h.mu.Lock()
+	h.sent[[2]string{hall, counter}] = sent{t, via}
+	h.mu.Unlock()
+}
+
 // SetTicket keeps the ticket a counter published and tells subscribers.
 func (h *Hub) SetTicket(hall, counter string, t record.Ticket) {
+	k := [2]string{hall, counter}
 	h.mu.Lock()
-	h.tickets[[2]string{hall, counter}] = CurrentTicket{t, h.now()}
+	via := "mqtt"
+	if s, ok := h.sent[k]; ok && s.t == t {
+		via = s.via
+	}
+	at := h.now()
+	if old, ok := h.tickets[k]; ok && old.Ticket == t {
+		// The same message again (re-delivered after a reconnect): it
+		// did not change.
+		at = old.Received
+	}
+	h.tickets[k] = CurrentTicket{t, at, via}
 	h.mu.Unlock()
 	h.Publish(Event{Kind: Ticket, Hall: hall, Counter: counter})
 }
@@ -98,6 +128,19 @@ func (h *Hub) Ticket(hall, counter string) (CurrentTicket, bool) {
 	defer h.mu.Unlock()
 	t, ok := h.tickets[[2]string{hall, counter}]
 	return t, ok
+}
+
+// Counters returns the counters of a hall with a ticket heard.
+func (h *Hub) Counters(hall string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for k := range h.tickets {
+		if k[0] == hall {
+			out = append(out, k[1])
+		}
+	}
+	return out
 }
 
 // Subscribers returns how many subscriptions are open.

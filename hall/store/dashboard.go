@@ -61,7 +61,7 @@ type LatestRating struct {
 // LatestRatings returns the last rating pressed at each counter of a hall.
 func (s *DB) LatestRatings(ctx context.Context, hall string) ([]LatestRating, error) {
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT id, device, hall, counter, seq, satisfaction, disposition, ticket,
-			staff, project_no, pressed_at, service_day, join_state, case_no, stored_ms, clock_synced, verified
+			staff, project_no, pressed_at, service_day, join_state, case_no, stored_ms, clock_synced, verified, ticket_source
 		FROM (SELECT r.*, ROW_NUMBER() OVER (PARTITION BY counter ORDER BY pressed_ms DESC, stored_ms DESC, id DESC) AS rn
 			FROM rating r WHERE hall = ?) x
 		WHERE rn = 1 ORDER BY counter`), hall)
@@ -75,7 +75,7 @@ func (s *DB) LatestRatings(ctx context.Context, hall string) ([]LatestRating, er
 // failed verification.
 func (s *DB) UnverifiedRatings(ctx context.Context, hall string, n int) ([]LatestRating, error) {
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT id, device, hall, counter, seq, satisfaction, disposition, ticket,
-			staff, project_no, pressed_at, service_day, join_state, case_no, stored_ms, clock_synced, verified
+			staff, project_no, pressed_at, service_day, join_state, case_no, stored_ms, clock_synced, verified, ticket_source
 		FROM rating WHERE hall = ? AND verified = 0 ORDER BY stored_ms DESC, id LIMIT ?`), hall, limit(n))
 	if err != nil {
 		return nil, fmt.Errorf("store: unverified ratings: %w", err)
@@ -95,7 +95,7 @@ func scanLatest(closeRows func() error, rows interface {
 		var synced, verified int
 		if err := rows.Scan(&r.ID, &r.Device, &r.Hall, &r.Counter, &r.Seq, &r.Satisfaction, &r.Disposition,
 			&r.Ticket, &r.Staff, &r.ProjectNo, &r.PressedAt, &r.ServiceDay, &r.JoinState, &r.CaseNo, &r.StoredMS,
-			&synced, &verified); err != nil {
+			&synced, &verified, &r.TicketSource); err != nil {
 			return nil, fmt.Errorf("store: list ratings: %w", err)
 		}
 		r.ClockSynced, r.Verified = synced == 1, verified == 1

@@ -150,6 +150,8 @@ var migrations = []func(tx *sql.Tx, d dialect) error{
 	},
 	// 4: messages parked by ingest.
 	migrateParked,
+	// 5: ticket sources, the join by counter and time, the SQL poller.
+	migrateTicketSources,
 }
 
 func execAll(tx *sql.Tx, d dialect, stmts ...string) error {

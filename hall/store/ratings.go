@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hallrate/hallrate/record"
 )
@@ -52,6 +53,18 @@ func (r Rating) ticket() (id, staff, item, projectNo string) {
 		return "", "", "", ""
 	}
 	return r.Ticket.ID, r.Ticket.Staff, r.Ticket.Item, r.Ticket.ProjectNo
+}
+
+// ticketSource is the source of r's ticket: "staff" or "queue", "" for
+// no ticket.
+func (r Rating) ticketSource() string {
+	switch {
+	case r.Ticket == nil:
+		return ""
+	case r.Ticket.FromStaffKey():
+		return record.SourceStaff
+	}
+	return record.SourceQueue
 }
 
 // StatusUpdate is a device's status message as received.
@@ -102,7 +115,7 @@ const maxRows = 200
 
 const ratingCols = `id, device, hall, counter, epoch, seq, button, label, satisfaction, disposition,
 	ticket, staff, item, project_no, pressed_at, pressed_ms, service_day, clock_synced, verified,
-	stored_ms, join_state, raw, trust, trust_reason, prev, chain_hash, signed`
+	stored_ms, join_state, raw, trust, trust_reason, prev, chain_hash, signed, ticket_source, boot_id, uptime_ms`
 
 // SaveBatch stores the batch in one transaction: each rating once, keyed on
 // its id; the per-epoch counts and highest seq; the devices' last status;
@@ -162,7 +175,7 @@ func (s *DB) insertRatings(ctx context.Context, tx *sql.Tx, rs []Rating) ([]stri
 	if len(rs) == 0 {
 		return nil, nil
 	}
-	const n = 27
+	const n = 30
 	var sb strings.Builder
 	sb.WriteString("INSERT INTO rating (" + ratingCols + ") VALUES ")
 	args := make([]any, 0, n*len(rs))
@@ -191,7 +204,7 @@ func (s *DB) insertRatings(ctx context.Context, tx *sql.Tx, rs []Rating) ([]stri
 		args = append(args, r.ID, r.Device, r.Hall, r.Counter, r.Epoch, int64(r.Seq), r.Button, r.Label,
 			r.Satisfaction, string(r.Disposition), ticket, staff, item, projectNo, r.PressedAt, r.PressedMS,
 			r.ServiceDay, boolInt(r.ClockSynced), boolInt(r.Verified && trust == TrustVerified), r.StoredMS, join, string(r.Raw),
-			trust, r.TrustReason, r.Prev, r.ChainHash(), boolInt(r.Sig != ""))
+			trust, r.TrustReason, r.Prev, r.ChainHash(), boolInt(r.Sig != ""), r.ticketSource(), r.BootID, r.UptimeMS)
 	}
 	sb.WriteString(" ON CONFLICT (id) DO NOTHING RETURNING id")
 	rows, err := tx.QueryContext(ctx, s.d.q(sb.String()), args...)
@@ -319,21 +332,30 @@ type StoredRating struct {
 	Satisfaction int    `json:"satisfaction"`
 	Disposition  string `json:"disposition"`
 	Ticket       string `json:"ticket"`
+	TicketSource string `json:"ticket_source,omitempty"`
 	Staff        string `json:"staff"`
 	ProjectNo    string `json:"projectNo"`
 	PressedAt    string `json:"pressed_at"`
 	ServiceDay   string `json:"service_day"`
 	JoinState    string `json:"join_state,omitempty"`
+	JoinReason   string `json:"join_reason,omitempty"`
 	CaseNo       string `json:"case,omitempty"`
 	StoredMS     int64  `json:"stored_ms"`
 	Trust        string `json:"trust"`
 	TrustReason  string `json:"trust_reason,omitempty"`
+	// Candidates are the cases an ambiguous rating may belong to.
+	Candidates []Case `json:"candidates,omitempty"`
+	// AssignedBy and AssignedAt say who assigned an ambiguous rating to
+	// its case, and when.
+	AssignedBy string `json:"assigned_by,omitempty"`
+	AssignedAt string `json:"assigned_at,omitempty"`
 }
 
 // Ratings lists stored ratings, newest first.
 func (s *DB) Ratings(ctx context.Context, f RatingFilter) ([]StoredRating, error) {
 	q := `SELECT id, device, hall, counter, seq, satisfaction, disposition, ticket, staff, project_no,
-		pressed_at, service_day, join_state, case_no, stored_ms, trust, trust_reason FROM rating WHERE 1 = 1`
+		pressed_at, service_day, join_state, case_no, stored_ms, trust, trust_reason, ticket_source, join_reason,
+		assigned_by, assigned_ms FROM rating WHERE 1 = 1`
 	var args []any
 	if f.JoinState != "" {
 		q += ` AND join_state = ?`
@@ -357,10 +379,14 @@ func (s *DB) Ratings(ctx context.Context, f RatingFilter) ([]StoredRating, error
 	var out []StoredRating
 	for rows.Next() {
 		var r StoredRating
+		var assigned sql.NullInt64
 		if err := rows.Scan(&r.ID, &r.Device, &r.Hall, &r.Counter, &r.Seq, &r.Satisfaction, &r.Disposition,
 			&r.Ticket, &r.Staff, &r.ProjectNo, &r.PressedAt, &r.ServiceDay, &r.JoinState, &r.CaseNo, &r.StoredMS,
-			&r.Trust, &r.TrustReason); err != nil {
+			&r.Trust, &r.TrustReason, &r.TicketSource, &r.JoinReason, &r.AssignedBy, &assigned); err != nil {
 			return nil, fmt.Errorf("store: list ratings: %w", err)
+		}
+		if assigned.Valid {
+			r.AssignedAt = time.UnixMilli(assigned.Int64).UTC().Format(time.RFC3339)
 		}
 		out = append(out, r)
 	}

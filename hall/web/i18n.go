@@ -29,6 +29,9 @@ var dicts = map[string]dict{
 		"total": "合计", "key": "名称", "hall": "大厅", "prev": "上月", "next": "下月",
 		"device": "设备", "seq": "序号", "pressed_at": "评价时间", "counter": "窗口", "satisfaction": "评价",
 		"days": "天", "generated": "生成时间", "language": "English", "lang_param": "en", "error": "错误",
+		"src_staff": "请评价键", "src_http": "叫号系统·HTTP", "src_sql": "叫号系统·数据库", "src_mqtt": "叫号系统·MQTT",
+		"src_queue": "叫号系统", "ambiguous": "待指派办件的评价", "assign": "指派", "assigned_ok": "已指派",
+		"candidates": "候选办件",
 	},
 	"en": {
 		"lang": "en", "title": "Service hall ratings", "report_title": "Monthly satisfaction report",
@@ -52,6 +55,9 @@ var dicts = map[string]dict{
 		"total": "Total", "key": "Name", "hall": "Hall", "prev": "Previous", "next": "Next",
 		"device": "Device", "seq": "Seq", "pressed_at": "Pressed", "counter": "Counter", "satisfaction": "Rating",
 		"days": "days", "generated": "Generated", "language": "中文", "lang_param": "zh", "error": "Error",
+		"src_staff": "staff key", "src_http": "queue · HTTP", "src_sql": "queue · database", "src_mqtt": "queue · MQTT",
+		"src_queue": "queue", "ambiguous": "Ratings to assign to a case", "assign": "Assign", "assigned_ok": "Assigned",
+		"candidates": "Candidate cases",
 	},
 }
 

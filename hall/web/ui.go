@@ -79,6 +79,7 @@ func (s *Server) AddDashboard(ctx context.Context, hub *live.Hub) error {
 	s.mux.HandleFunc("GET /events", d.events)
 	s.mux.HandleFunc("GET /fragment/{name}", d.fragment)
 	s.mux.HandleFunc("GET /api/v1/hall", d.hallJSON)
+	s.mux.HandleFunc("GET /api/v1/counters", d.countersJSON)
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	return nil
 }
@@ -106,6 +107,26 @@ type TicketView struct {
 	// Live is true when it came from the ticket topic, false when it is
 	// the ticket of the counter's last rating.
 	Live bool `json:"live"`
+	// ProjectNo is the case number the queue system gave, if any.
+	ProjectNo string `json:"projectNo,omitempty"`
+	// Source is "queue" or "staff" (the staff key on the terminal), and
+	// Via how a live queue ticket reached the broker: "http" or "sql"
+	// through this collector, "mqtt" from the queue system itself.
+	Source string `json:"source"`
+	Via    string `json:"via,omitempty"`
+	// ChangedAt is when the collector heard the live ticket change.
+	ChangedAt string `json:"changed_at,omitempty"`
+}
+
+// SourceKey names the ticket's source in the dictionary.
+func (t TicketView) SourceKey() string {
+	switch {
+	case t.Source == record.SourceStaff:
+		return "src_staff"
+	case t.Via != "":
+		return "src_" + t.Via
+	}
+	return "src_queue"
 }
 
 // LastView is the last rating of a counter.
@@ -262,15 +283,36 @@ func (d *dashboard) view(ctx context.Context, lang string) (hallView, error) {
 		tl.Last = &LastView{ID: r.ID, Level: level(r.Satisfaction, t), Disposition: r.Disposition, At: clock(r.PressedAt, cfg.Location)}
 		tl.ClockUnsynced = !r.ClockSynced
 		if r.Ticket != "" {
-			tl.Ticket = &TicketView{ID: r.Ticket, State: "", Staff: r.Staff}
+			src := r.TicketSource
+			if src == "" {
+				src = record.SourceQueue
+			}
+			tl.Ticket = &TicketView{ID: r.Ticket, State: "", Staff: r.Staff, Source: src}
 		}
 	}
 	for c, tl := range tiles {
 		if ct, ok := d.hub.Ticket(cfg.Hall, c); ok {
-			tl.Ticket = &TicketView{ID: ct.Ticket.Ticket, State: string(ct.State), Staff: ct.Staff, Item: ct.Item, Live: true}
+			if ct.State == record.Idle && tl.Ticket != nil && tl.Ticket.Source == record.SourceStaff {
+				// A counter run by the staff key: an idle queue ticket
+				// says nothing about it.
+				continue
+			}
+			tl.Ticket = &TicketView{ID: ct.Ticket.Ticket, State: string(ct.State), Staff: ct.Staff, Item: ct.Item, Live: true,
+				ProjectNo: ct.ProjectNo, Source: record.SourceQueue, Via: ct.Via,
+				ChangedAt: ct.Received.In(cfg.Location).Format(time.RFC3339)}
 			if ct.State == record.Idle {
 				tl.Ticket.ID, tl.Ticket.Staff = "", ""
 			}
+		}
+	}
+	for _, c := range d.hub.Counters(cfg.Hall) {
+		// A counter heard only through its ticket topic.
+		if tiles[c] == nil {
+			ct, _ := d.hub.Ticket(cfg.Hall, c)
+			tl := tile(c)
+			tl.Ticket = &TicketView{ID: ct.Ticket.Ticket, State: string(ct.State), Staff: ct.Staff, Item: ct.Item, Live: true,
+				ProjectNo: ct.ProjectNo, Source: record.SourceQueue, Via: ct.Via,
+				ChangedAt: ct.Received.In(cfg.Location).Format(time.RFC3339)}
 		}
 	}
 	type agg struct{ counter, staff map[string][5]int64 }
@@ -494,6 +536,44 @@ func (d *dashboard) hallJSON(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"hall": v.Hall, "today": v.Today, "tiles": nonNil(v.Tiles)})
+}
+
+// counterView is a counter as GET /api/v1/counters lists it.
+type counterView struct {
+	Counter string `json:"counter"`
+	// Ticket is the current ticket (live from the ticket topic, or that of
+	// the last rating), with its source and when it changed.
+	Ticket   *TicketView  `json:"ticket"`
+	Terminal terminalView `json:"terminal"`
+}
+
+// terminalView is the status of a counter's terminals.
+type terminalView struct {
+	Devices []string `json:"devices"`
+	// Known is false until a status was heard.
+	Known      bool   `json:"known"`
+	Online     bool   `json:"online"`
+	StatusAt   string `json:"status_at,omitempty"`
+	Pending    uint64 `json:"pending"`
+	OutboxFull bool   `json:"outbox_full"`
+}
+
+// countersJSON lists every known counter with its current ticket and its
+// terminal's status.
+func (d *dashboard) countersJSON(w http.ResponseWriter, r *http.Request) {
+	v, err := d.view(r.Context(), langOf(r))
+	if err != nil {
+		d.s.internal(w, r, err)
+		return
+	}
+	out := make([]counterView, 0, len(v.Tiles))
+	for _, tl := range v.Tiles {
+		out = append(out, counterView{Counter: tl.Counter, Ticket: tl.Ticket, Terminal: terminalView{
+			Devices: tl.Devices, Known: tl.Known, Online: tl.Online, StatusAt: tl.StatusAt,
+			Pending: tl.Pending, OutboxFull: tl.OutboxFull,
+		}})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"hall": v.Hall, "counters": out})
 }
 
 // fragments are the parts of the live view a page may fetch again.

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net"
@@ -24,6 +25,8 @@ import (
 	"github.com/hallrate/hallrate/hall/esup"
 	"github.com/hallrate/hallrate/hall/report"
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/hall/tickets"
+	"github.com/hallrate/hallrate/record"
 )
 
 // Config configures a [Server].
@@ -50,6 +53,15 @@ type Config struct {
 	Points           [5]float64
 	Logger           *slog.Logger
 	Now              func() time.Time
+	// Tickets publishes the queue system's tickets for the counters; nil
+	// answers the ticket routes with 503.
+	Tickets TicketGateway
+}
+
+// TicketGateway is what the ticket routes ask of [tickets.Gateway].
+type TicketGateway interface {
+	Publish(ctx context.Context, counter string, body []byte, via string) (record.Ticket, error)
+	Clear(ctx context.Context, counter, via string) error
 }
 
 // Server serves the API.
@@ -95,7 +107,65 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("GET /api/v1/followups", s.followups)
 	s.mux.HandleFunc("POST /api/v1/followups/{id}/close", s.closeFollowup)
 	s.mux.HandleFunc("GET /api/v1/report", s.report)
+	s.mux.HandleFunc("POST /api/v1/counters/{counter}/ticket", s.postTicket)
+	s.mux.HandleFunc("DELETE /api/v1/counters/{counter}/ticket", s.deleteTicket)
 	return s
+}
+
+// postTicket publishes a queue system's ticket message for a counter and
+// answers once the broker acknowledged it.
+func (s *Server) postTicket(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, record.MaxTicketPayload+1))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "body: " + err.Error(), Field: "body"})
+		return
+	}
+	if s.cfg.Tickets == nil {
+		s.unavailable(w, "no broker link to publish tickets on")
+		return
+	}
+	counter := r.PathValue("counter")
+	t, err := s.cfg.Tickets.Publish(r.Context(), counter, body, tickets.ViaHTTP)
+	if s.ticketFailed(w, r, err) {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"counter": counter, "ticket": t.Ticket, "state": t.State, "published": true})
+}
+
+// deleteTicket clears a counter: it publishes an idle ticket message.
+func (s *Server) deleteTicket(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Tickets == nil {
+		s.unavailable(w, "no broker link to publish tickets on")
+		return
+	}
+	counter := r.PathValue("counter")
+	if s.ticketFailed(w, r, s.cfg.Tickets.Clear(r.Context(), counter, tickets.ViaHTTP)) {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"counter": counter, "state": record.Idle, "published": true})
+}
+
+// ticketFailed answers a failed ticket publish and reports whether it did.
+func (s *Server) ticketFailed(w http.ResponseWriter, r *http.Request, err error) bool {
+	var fe *tickets.FieldError
+	switch {
+	case err == nil:
+		return false
+	case errors.As(err, &fe):
+		writeJSON(w, http.StatusBadRequest, apiError{Error: fe.Error(), Field: fe.Field})
+	case errors.Is(err, tickets.ErrUnavailable):
+		s.log.Warn("ticket not published", "path", r.URL.Path, "err", err)
+		s.unavailable(w, err.Error())
+	default:
+		s.internal(w, r, err)
+	}
+	return true
+}
+
+// unavailable answers 503: the caller tries again later.
+func (s *Server) unavailable(w http.ResponseWriter, reason string) {
+	w.Header().Set("Retry-After", "5")
+	s.fail(w, http.StatusServiceUnavailable, reason)
 }
 
 // Handler returns the HTTP handler: the router behind the guard every

@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hallrate/hallrate/internal/mqtttest"
+)
+
+// curl runs Debian's curl and returns the status code and body.
+func curl(t *testing.T, method, url, body string) (int, string) {
+	t.Helper()
+	path, err := exec.LookPath("curl")
+	if err != nil {
+		t.Fatal("curl is needed: apt-get install curl")
+	}
+	args := []string{"-sS", "-X", method, "-H", "Content-Type: application/json", "-w", "\n%{http_code}", url}
+	if body != "" {
+		args = append(args, "--data-binary", body)
+	}
+	out, err := exec.Command(path, args...).Output()
+	if err != nil {
+		t.Fatalf("curl %s %s: %v", method, url, err)
+	}
+	s := strings.TrimRight(string(out), "\n")
+	i := strings.LastIndexByte(s, '\n')
+	var code int
+	fmt.Sscan(s[i+1:], &code)
+	return code, s[:max(i, 0)]
+}
+
+// TestTicketGateway: a queue system that can only call a URL POSTs its
+// ticket to the collector, which publishes it for a real agent; the press
+// is counted against it and joins its case.
+func TestTicketGateway(t *testing.T) {
+	broker := mqtttest.StartMosquitto(t, "")
+	bin := buildCollector(t)
+	dir := t.TempDir()
+	apiAddr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
+	api := "http://" + apiAddr
+	conf := filepath.Join(dir, "collector.toml")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`[hall]
+id = "h1"
+timezone = "UTC"
+[mqtt]
+broker = %q
+client_id = "collector-gateway"
+[store]
+dsn = "sqlite://%s"
+[http]
+listen = %q
+[esup]
+sink = "table"
+`, broker.URL(), filepath.Join(dir, "collector.db"), apiAddr)), 0o600)
+	c := startCollectorBin(t, bin, conf)
+	waitHTTP(t, api+"/healthz", 200, c.String)
+
+	if code, body := httpDo(t, "POST", api+"/api/v1/cases", caseJSON("P-GW-1", "W05", "A031")); code != 200 {
+		t.Fatalf("post case: %d %s", code, body)
+	}
+	ad := filepath.Join(dir, "agent")
+	os.MkdirAll(ad, 0o755)
+	a := startAgent(t, hallAgentConfig(t, ad, "w05-a", "W05", broker.URL()))
+	a.waitLog(1, wait, "connected to broker")
+
+	ticket := fmt.Sprintf(`{"v":1,"ticket":"A031","state":"done","staff":"SW05","item":"business licence","at":%q}`,
+		time.Now().UTC().Format(time.RFC3339))
+	code, body := curl(t, "POST", api+"/api/v1/counters/W05/ticket", ticket)
+	if code != 200 || !strings.Contains(body, `"published": true`) {
+		t.Fatalf("POST ticket: %d %s\n%s", code, body, c.String())
+	}
+	a.waitLog(1, wait, "msg=ticket ", "ticket=A031 ")
+	a.press(2)
+	a.waitDurable(1, wait)
+	waitCount(t, api+"/api/v1/ratings?join_state=joined", `"case": "P-GW-1"`, 1, c.String)
+	_, body = httpDo(t, "GET", api+"/api/v1/ratings?join_state=joined", "")
+	if !strings.Contains(body, `"disposition": "counted"`) || !strings.Contains(body, `"ticket": "A031"`) {
+		t.Fatalf("joined rating: %s", body)
+	}
+	waitCount(t, api+"/api/v1/counters", `"via": "http"`, 1, c.String)
+
+	// A malformed body: 400 naming the field; the agent's ticket stays.
+	for _, tc := range []struct{ body, field string }{
+		{`{"v":1,"state":"done"}`, `"field": "ticket"`},
+		{`{"v":7,"ticket":"B1","state":"done"}`, `"field": "v"`},
+		{`{"v":1,"ticket":"B1","state":"called"}`, `"field": "state"`},
+	} {
+		if code, body := curl(t, "POST", api+"/api/v1/counters/W05/ticket", tc.body); code != 400 || !strings.Contains(body, tc.field) {
+			t.Errorf("%s: %d %s, want 400 with %s", tc.body, code, body, tc.field)
+		}
+	}
+	// DELETE clears the counter: the agent hears idle.
+	if code, body := curl(t, "DELETE", api+"/api/v1/counters/W05/ticket", ""); code != 200 {
+		t.Fatalf("DELETE ticket: %d %s", code, body)
+	}
+	a.waitLog(1, wait, "msg=ticket ", "state=idle")
+	if n := a.count("ticket message rejected"); n != 0 {
+		t.Fatalf("the agent rejected %d ticket messages the collector published:\n%s", n, a.log())
+	}
+
+	// The broker away: 503 with the reason, for the caller to retry.
+	broker.Kill()
+	deadline := time.Now().Add(wait)
+	for {
+		code, body = curl(t, "POST", api+"/api/v1/counters/W05/ticket", ticket)
+		if code == 503 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("with the broker down: %d %s", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(body, "broker unavailable") {
+		t.Fatalf("503 without a reason: %s", body)
+	}
+}
