@@ -11,6 +11,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hallrate/hallrate/hall/store"
@@ -160,6 +161,17 @@ func (r Report) WriteJSON(w io.Writer) error {
 var CSVHeader = []string{"month", "group", "key", "rated", "非常不满意", "不满意", "基本满意", "满意", "非常满意",
 	"好评率", "差评率", "不满意率", "score", "unmatched", "duplicate_case", "flagged", "failed_verification", "unverified"}
 
+// SafeCell returns a text cell of a CSV file made for spreadsheets: a cell
+// that starts with =, +, -, @, tab or carriage return gets a leading ', so
+// Excel and WPS show it as text instead of running it as a formula (the
+// OWASP rule against CSV injection). Staff names come from outside.
+func SafeCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
 // WriteCSV writes one line per staff member, then per counter, then the
 // total.
 func (r Report) WriteCSV(w io.Writer) error {
@@ -169,7 +181,7 @@ func (r Report) WriteCSV(w io.Writer) error {
 	}
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	line := func(group string, x Row) error {
-		rec := []string{r.Month, group, x.Key, strconv.FormatInt(x.Rated, 10)}
+		rec := []string{SafeCell(r.Month), SafeCell(group), SafeCell(x.Key), strconv.FormatInt(x.Rated, 10)}
 		for _, c := range x.Levels {
 			rec = append(rec, strconv.FormatInt(c, 10))
 		}

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/csv"
 	"strings"
 	"testing"
 
@@ -34,5 +35,32 @@ func TestMake(t *testing.T) {
 	}
 	if n := strings.Count(b.String(), "\n"); n != 6 {
 		t.Fatalf("csv has %d lines:\n%s", n, b.String())
+	}
+}
+
+func TestCSVCellsAreNotFormulas(t *testing.T) {
+	rows := []store.ReportRow{}
+	for i, staff := range []string{`=HYPERLINK("http://x.example","y")`, "@SUM(A1:A9)", "+1", "-1", "\tx", "\rx", "S017", "张三"} {
+		rows = append(rows, store.ReportRow{Counter: "W01", Staff: staff, Satisfaction: 1 + i%5, Disposition: "counted",
+			JoinState: store.Joined})
+	}
+	var b strings.Builder
+	if err := Make("2026-11", "h1", rows, DefaultPoints()).WriteCSV(&b); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(strings.NewReader(b.String())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	for _, r := range recs[1:] {
+		if r[1] == "staff" {
+			keys[r[2]] = true
+		}
+	}
+	for _, want := range []string{`'=HYPERLINK("http://x.example","y")`, "'@SUM(A1:A9)", "'+1", "'-1", "'\tx", "'\rx", "S017", "张三"} {
+		if !keys[want] {
+			t.Errorf("no staff cell %q in %v", want, keys)
+		}
 	}
 }

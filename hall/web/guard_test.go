@@ -13,6 +13,7 @@ import (
 
 	"github.com/hallrate/hallrate/hall/report"
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/record"
 )
 
 // guarded is an API without a token file (the default: changes from
@@ -242,5 +243,24 @@ func TestCasesCSVOverTheAPI(t *testing.T) {
 	resp, body = g.do("POST", "/api/v1/followups/1/close", map[string]string{"Content-Type": "text/csv"}, "note\nx\n")
 	if resp.StatusCode != http.StatusUnsupportedMediaType {
 		t.Fatalf("CSV elsewhere: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestReportCSVOverTheAPIEscapesFormulas(t *testing.T) {
+	f := newFixture(t)
+	f.month()
+	f.press("W04", "W04", `=HYPERLINK("http://x.example","y")`, 1, record.Counted, "2026-11-24 12:00", true)
+	f.press("W04", "W04", "@SUM(A1:A9)", 1, record.Counted, "2026-11-24 12:01", true)
+	code, body := f.get("/api/v1/report?month=2026-11&format=csv")
+	if code != 200 {
+		t.Fatalf("report: %d %s", code, body)
+	}
+	for _, want := range []string{`,"'=HYPERLINK(""http://x.example"",""y"")",`, ",'@SUM(A1:A9),"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("no %s in\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, ",=") || strings.Contains(body, ",@") || strings.Contains(body, `,"=`) {
+		t.Errorf("a cell starts with a formula:\n%s", body)
 	}
 }
