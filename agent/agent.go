@@ -124,6 +124,7 @@ func New(cfg Config, p Parts) (*Agent, error) {
 	uc.Will = record.OfflineStatus(cfg.Device)
 	uc.Status = a.status
 	uc.OnConnected = p.Feedback.Online
+	uc.AcceptTicket = a.acceptTicket
 	if uc.Logger == nil {
 		uc.Logger = p.Logger
 	}
@@ -288,6 +289,26 @@ func (a *Agent) checkFull() {
 	if full != was {
 		a.uplink.RefreshStatus()
 	}
+}
+
+// acceptTicket decides, as a ticket message arrives, whether it may take
+// the one slot of the hand-off: only a message that decodes may, so junk
+// never displaces the newest good ticket. It runs on paho's router.
+func (a *Agent) acceptTicket(raw []byte) error {
+	_, err := record.DecodeTicket(raw)
+	if err == nil {
+		return nil
+	}
+	a.mu.Lock()
+	a.counters.TicketsRejected++
+	n := a.counters.TicketsRejected
+	a.mu.Unlock()
+	// A flood must not flood the log (an SD card): the first ten are
+	// logged, then the 16th, 32nd, 64th...
+	if n <= 10 || n&(n-1) == 0 {
+		a.log.Warn("ticket message rejected", "err", err, "bytes", len(raw), "rejected_total", n)
+	}
+	return err
 }
 
 func (a *Agent) applyTicket(raw []byte) {

@@ -65,16 +65,22 @@ type Config struct {
 	// OnConnected is told when the broker link goes up or down; it must
 	// return promptly.
 	OnConnected func(up bool)
-	Logger      *slog.Logger
+	// AcceptTicket, when set, is asked about every ticket message as it
+	// arrives (on paho's router: it must return promptly). A message it
+	// refuses is dropped there and never displaces an accepted one.
+	AcceptTicket func(payload []byte) error
+	Logger       *slog.Logger
 	// MinBackoff and MaxBackoff bound the wait between connection attempts.
 	MinBackoff, MaxBackoff time.Duration
 }
 
 // Stats are counters for metrics and status.
 type Stats struct {
-	Published     int64
-	Acked         int64
-	Connects      int64
+	Published int64
+	Acked     int64
+	Connects  int64
+	// TicketDropped counts accepted ticket messages replaced by a newer
+	// one before they were taken: the newest always wins.
 	TicketDropped int64
 }
 
@@ -120,7 +126,7 @@ func New(cfg Config, outbox buffer.Outbox) *Uplink {
 		log:     cfg.Logger,
 		notify:  make(chan struct{}, 1),
 		status:  make(chan struct{}, 1),
-		tickets: make(chan []byte, 64),
+		tickets: make(chan []byte, 1),
 	}
 }
 
@@ -130,7 +136,11 @@ func (u *Uplink) Notify() { poke(u.notify) }
 // RefreshStatus asks for the retained status to be republished soon.
 func (u *Uplink) RefreshStatus() { poke(u.status) }
 
-// Tickets delivers raw ticket message payloads in arrival order.
+// Tickets hands over the newest accepted ticket message payload: a slot of
+// one, where a message arriving before the last was taken replaces it.
+// However many messages arrive meanwhile (a flood of junk refused by
+// [Config.AcceptTicket], or a burst of tickets), the one taken next is the
+// newest, never an older one kept while the newest is dropped.
 func (u *Uplink) Tickets() <-chan []byte { return u.tickets }
 
 // Connected reports whether a session with the broker is up.
@@ -271,13 +281,33 @@ func (u *Uplink) goodbye(c *conn) {
 	}
 }
 
-// onTicket runs on paho's router: it must not block.
-func (u *Uplink) onTicket(_ mqtt.Client, m mqtt.Message) {
-	p := append([]byte(nil), m.Payload()...)
-	select {
-	case u.tickets <- p:
-	default:
-		u.ticketDropped.Add(1)
+// onTicket runs on paho's router, one message at a time: it must not
+// block.
+func (u *Uplink) onTicket(_ mqtt.Client, m mqtt.Message) { u.ticket(m.Payload()) }
+
+func (u *Uplink) ticket(payload []byte) {
+	p := append([]byte(nil), payload...)
+	if u.cfg.AcceptTicket != nil && u.cfg.AcceptTicket(p) != nil {
+		return
+	}
+	u.offerTicket(p)
+}
+
+// offerTicket puts p into the one-slot hand-off, replacing what the reader
+// has not taken yet. Only the router calls it, so after emptying the slot
+// the send cannot find it full.
+func (u *Uplink) offerTicket(p []byte) {
+	for {
+		select {
+		case u.tickets <- p:
+			return
+		default:
+		}
+		select {
+		case <-u.tickets:
+			u.ticketDropped.Add(1)
+		default: // the reader took it meanwhile
+		}
 	}
 }
 

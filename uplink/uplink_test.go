@@ -1,7 +1,9 @@
 package uplink
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -134,4 +136,39 @@ func benchDrain(b *testing.B, n int) {
 		o.Close()
 	}
 	b.ReportMetric(float64(n*b.N)/total.Seconds(), "records/s")
+}
+
+// A ticket amid a flood of junk, with nobody reading meanwhile, is the one
+// handed over next; of several good ones, the newest.
+func TestTicketHandOffKeepsTheNewest(t *testing.T) {
+	u := New(Config{AcceptTicket: func(p []byte) error {
+		if !bytes.HasPrefix(p, []byte("good")) {
+			return errors.New("junk")
+		}
+		return nil
+	}}, nil)
+	for range 1500 {
+		u.ticket([]byte("junk"))
+	}
+	u.ticket([]byte("good-MID3"))
+	for range 1500 {
+		u.ticket([]byte("junk"))
+	}
+	if got := string(<-u.Tickets()); got != "good-MID3" {
+		t.Fatalf("handed over %q, want good-MID3", got)
+	}
+	select {
+	case p := <-u.Tickets():
+		t.Fatalf("a second message %q handed over", p)
+	default:
+	}
+	for i := range 100 {
+		u.ticket(fmt.Appendf(nil, "good-%d", i))
+	}
+	if got := string(<-u.Tickets()); got != "good-99" {
+		t.Fatalf("handed over %q, want the newest, good-99", got)
+	}
+	if s := u.Stats(); s.TicketDropped != 99 {
+		t.Fatalf("TicketDropped = %d, want 99 superseded", s.TicketDropped)
+	}
 }

@@ -45,7 +45,7 @@ var (
 	mGlitches        = metric{"hallrate_agent_button_glitches_total", "counter", "Bursts of button activity too short to be a press."}
 	mTicketsApplied  = metric{"hallrate_agent_ticket_messages_applied_total", "counter", "Ticket messages accepted."}
 	mTicketsRejected = metric{"hallrate_agent_ticket_messages_rejected_total", "counter", "Ticket messages rejected as malformed or unsupported."}
-	mDrops           = metric{"hallrate_agent_ticket_messages_dropped_total", "counter", "Ticket messages dropped because the agent was not reading them fast enough."}
+	mDrops           = metric{"hallrate_agent_ticket_messages_dropped_total", "counter", "Good ticket messages replaced by a newer one before the agent applied them (the newest wins)."}
 	mClockSynced     = metric{"hallrate_agent_clock_synced", "gauge", "1 when the kernel reports the wall clock synchronised (adjtimex)."}
 )
 
