@@ -17,9 +17,11 @@ import (
 	"github.com/hallrate/hallrate/binding"
 	"github.com/hallrate/hallrate/buffer"
 	"github.com/hallrate/hallrate/device"
+	"github.com/hallrate/hallrate/reasons"
 	"github.com/hallrate/hallrate/record"
 	"github.com/hallrate/hallrate/sysclock"
 	"github.com/hallrate/hallrate/uplink"
+	"github.com/hallrate/hallrate/voice"
 )
 
 // Button is what the agent knows of a button: its label and national code.
@@ -37,6 +39,9 @@ type Config struct {
 	// Staff names the staff member of this terminal on the tickets the
 	// staff key makes; empty leaves them unnamed.
 	Staff string
+	// Reasons configures asking for the reason of a 差评; a zero value
+	// never asks.
+	Reasons reasons.Config
 	// MaxRecords is the outbox alarm threshold: past it the agent still
 	// records every press, and says the outbox is full.
 	MaxRecords int64
@@ -51,6 +56,8 @@ type Parts struct {
 	Feedback device.Feedback
 	Clock    sysclock.Clock
 	Logger   *slog.Logger
+	// Voice speaks the prompts; nil is silent.
+	Voice Speaker
 	// Key signs every record; nil leaves records unsigned.
 	Key ed25519.PrivateKey
 	// Heartbeat, when set, is called from the main loop about four times a
@@ -60,9 +67,21 @@ type Parts struct {
 	Heartbeat func(Health)
 }
 
+// Speaker speaks a prompt. Say must return at once: speaking never delays
+// recording.
+type Speaker interface {
+	Say(voice.Prompt)
+}
+
+type silent struct{}
+
+func (silent) Say(voice.Prompt) {}
+
 // Counters are the agent's event counts, for metrics and tests.
 type Counters struct {
-	Presses         map[record.Disposition]int64
+	Presses map[record.Disposition]int64
+	// Reasons counts reason records written.
+	Reasons         int64
 	WriteFailures   int64
 	TicketsApplied  int64
 	TicketsRejected int64
@@ -84,6 +103,8 @@ type Agent struct {
 	uplink   *uplink.Uplink
 	key      ed25519.PrivateKey
 	beat     func(Health)
+	asker    *reasons.Asker
+	voice    Speaker
 
 	inputRunning atomic.Bool
 	lastReprobe  time.Time // main loop only
@@ -91,6 +112,8 @@ type Agent struct {
 	full       atomic.Bool
 	lastFullAt time.Time
 	window     bool
+	asking     bool   // main loop only: the LEDs ask for a reason
+	invited    uint64 // main loop only: the episode whose window was announced
 
 	mu        sync.Mutex
 	counters  Counters
@@ -106,6 +129,9 @@ func New(cfg Config, p Parts) (*Agent, error) {
 	if p.Feedback == nil {
 		p.Feedback = device.NoFeedback{}
 	}
+	if p.Voice == nil {
+		p.Voice = silent{}
+	}
 	snap, err := p.Outbox.State()
 	if err != nil {
 		return nil, err
@@ -117,8 +143,11 @@ func New(cfg Config, p Parts) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, outbox: p.Outbox, source: p.Source, feedback: p.Feedback,
 		clock: p.Clock, log: p.Logger, binding: b, beat: p.Heartbeat, key: p.Key,
+		asker: reasons.New(cfg.Reasons, p.Clock.Uptime), voice: p.Voice,
 		counters: Counters{Presses: map[record.Disposition]int64{}},
 		ticket:   b.Current(),
+		// A window already open at start was announced before the restart.
+		invited: b.Episode(),
 	}
 	uc := cfg.Uplink
 	uc.Will = record.OfflineStatus(cfg.Device)
@@ -219,45 +248,33 @@ func (a *Agent) press(p device.Press) {
 		a.log.Warn("press of an unconfigured button ignored", "button", p.Button)
 		return
 	}
-	btn := a.cfg.Buttons[p.Button-1]
-	out := a.binding.Press()
-	synced, bootID, uptime := a.clock.Synced(), a.clock.BootID(), a.clock.Uptime()
-	var id string
-	seq, err := a.outbox.Append(func(slot buffer.Slot) ([]byte, []byte, error) {
-		id = record.PressID(a.cfg.Device, slot.Epoch, slot.Seq)
-		rec := record.Press{
-			V: record.Version, ID: id,
-			Device: a.cfg.Device, Hall: a.cfg.Hall, Counter: a.cfg.Counter,
-			Epoch: slot.Epoch, Seq: slot.Seq,
-			Button: p.Button, Label: btn.Label, Satisfaction: btn.Satisfaction,
-			Disposition: out.Disposition, Ticket: out.Ticket,
-			PressedAt:   p.At.Format(record.TimeLayout),
-			ClockSynced: synced, BootID: bootID, UptimeMS: uptime.Milliseconds(),
-			Prev: string(slot.Chain),
-		}
-		// Signed and chained inside the commit: no crash can leave a
-		// record unsigned or the chain broken.
-		if a.key != nil {
-			if err := rec.Sign(a.key); err != nil {
-				return nil, nil, err
-			}
-		}
-		data, err := json.Marshal(rec)
-		return data, []byte(rec.ChainHash()), err
-	}, out.State)
-	if err != nil {
-		a.feedback.Failed(p.Button)
-		a.mu.Lock()
-		a.counters.WriteFailures++
-		a.mu.Unlock()
-		a.log.Error("press NOT recorded", "button", p.Button, "label", btn.Label, "err", err)
-		a.noteOutbox(err)
+	if r, ok := a.asker.Reason(p.Button); ok {
+		a.pressReason(p, r)
 		return
 	}
-	a.noteOutbox(nil)
+	btn := a.cfg.Buttons[p.Button-1]
+	out := a.binding.Press()
+	id, seq, err := a.append(func(rec *record.Press) {
+		rec.Label, rec.Satisfaction = btn.Label, btn.Satisfaction
+		rec.Disposition, rec.Ticket = out.Disposition, out.Ticket
+	}, p, out.State)
+	if err != nil {
+		a.failed(p, btn.Label, err)
+		return
+	}
 	a.binding.Commit(out)
+	asking := a.asker.Rated(id, out.Disposition, btn.Satisfaction, out.Ticket)
 	a.feedback.Recorded(p.Button)
+	a.setAsking(asking)
 	a.uplink.Notify()
+	switch {
+	case asking:
+		a.voice.Say(voice.Reason)
+	case out.Disposition == record.Counted:
+		a.voice.Say(voice.Thanks)
+	case out.Disposition == record.Repeat:
+		a.voice.Say(voice.Already)
+	}
 	a.mu.Lock()
 	a.counters.Presses[out.Disposition]++
 	a.mu.Unlock()
@@ -267,8 +284,87 @@ func (a *Agent) press(p device.Press) {
 	}
 	a.log.Info("press", "seq", seq, "id", id, "button", p.Button, "label", btn.Label,
 		"disposition", out.Disposition, "ticket", ticket)
+	if asking {
+		a.log.Info("asking for the reason", "for", id, "window", a.cfg.Reasons.Window)
+	}
 	a.checkFull()
 	a.updateWindow()
+}
+
+// pressReason records the reason the press gives for the rating asked
+// about. The binding does not change: a reason is not a rating.
+func (a *Agent) pressReason(p device.Press, r reasons.Reason) {
+	id, seq, err := a.append(func(rec *record.Press) {
+		rec.Kind, rec.For = record.KindReason, r.For
+		rec.Reason = &record.ReasonRef{Code: r.Code, Label: r.Label}
+		rec.Ticket = r.Ticket
+	}, p, nil)
+	if err != nil {
+		a.failed(p, r.Code, err)
+		return
+	}
+	a.asker.End()
+	a.feedback.Recorded(p.Button)
+	a.setAsking(false)
+	a.uplink.Notify()
+	a.voice.Say(voice.Thanks)
+	a.mu.Lock()
+	a.counters.Reasons++
+	a.mu.Unlock()
+	a.log.Info("press", "seq", seq, "id", id, "button", p.Button, "kind", record.KindReason,
+		"for", r.For, "reason", r.Code)
+	a.checkFull()
+}
+
+// append writes one record of press p, completed by fill, and the binding
+// state that goes with it (nil: unchanged), durably.
+func (a *Agent) append(fill func(*record.Press), p device.Press, state []byte) (id string, seq uint64, err error) {
+	synced, bootID, uptime := a.clock.Synced(), a.clock.BootID(), a.clock.Uptime()
+	seq, err = a.outbox.Append(func(slot buffer.Slot) ([]byte, []byte, error) {
+		id = record.PressID(a.cfg.Device, slot.Epoch, slot.Seq)
+		rec := record.Press{
+			V: record.Version, ID: id,
+			Device: a.cfg.Device, Hall: a.cfg.Hall, Counter: a.cfg.Counter,
+			Epoch: slot.Epoch, Seq: slot.Seq, Button: p.Button,
+			PressedAt:   p.At.Format(record.TimeLayout),
+			ClockSynced: synced, BootID: bootID, UptimeMS: uptime.Milliseconds(),
+			Prev: string(slot.Chain),
+		}
+		fill(&rec)
+		// Signed and chained inside the commit: no crash can leave a
+		// record unsigned or the chain broken.
+		if a.key != nil {
+			if err := rec.Sign(a.key); err != nil {
+				return nil, nil, err
+			}
+		}
+		data, err := json.Marshal(rec)
+		return data, []byte(rec.ChainHash()), err
+	}, state)
+	if err != nil {
+		return "", 0, err
+	}
+	a.noteOutbox(nil)
+	return id, seq, nil
+}
+
+// failed shows and counts a press that could not be recorded.
+func (a *Agent) failed(p device.Press, what string, err error) {
+	a.feedback.Failed(p.Button)
+	a.voice.Say(voice.Error)
+	a.mu.Lock()
+	a.counters.WriteFailures++
+	a.mu.Unlock()
+	a.log.Error("press NOT recorded", "button", p.Button, "label", what, "err", err)
+	a.noteOutbox(err)
+}
+
+// setAsking makes the button LEDs ask for a reason, or stop asking.
+func (a *Agent) setAsking(on bool) {
+	if on != a.asking {
+		a.asking = on
+		a.feedback.AskReason(on)
+	}
 }
 
 // checkFull raises the outbox alarm. Nothing is dropped: the alarm is for
@@ -320,6 +416,7 @@ func (a *Agent) applyTicket(raw []byte) {
 		a.log.Warn("ticket message rejected", "err", err, "bytes", len(raw))
 		return
 	}
+	before := a.binding.Episode()
 	if a.binding.ApplyTicket(t) {
 		a.saveBinding()
 	}
@@ -328,6 +425,11 @@ func (a *Agent) applyTicket(raw []byte) {
 	a.ticket = a.binding.Current()
 	a.mu.Unlock()
 	a.log.Info("ticket", "ticket", t.Ticket, "state", t.State, "staff", t.Staff)
+	if a.binding.Episode() != before && a.asker.Asking() {
+		// The next citizen is at the counter: a press now is theirs.
+		a.asker.End()
+		a.log.Info("asking for the reason ended by a new ticket")
+	}
 	a.updateWindow()
 }
 
@@ -368,12 +470,23 @@ func (a *Agent) saveBinding() {
 	a.noteOutbox(nil)
 }
 
+// updateWindow follows the rating window and the reason window as time
+// passes. The invitation is spoken once an episode's window is open after
+// the service is done, once per episode.
 func (a *Agent) updateWindow() {
 	open := a.binding.WindowOpen()
 	if open != a.window {
 		a.window = open
 		a.feedback.RatingWindow(open)
 	}
+	if ep := a.binding.Episode(); open && ep != a.invited && a.binding.Finished() {
+		a.invited = ep
+		a.voice.Say(voice.Invite)
+	}
+	if a.asking && !a.asker.Asking() {
+		a.log.Info("no reason given within the window")
+	}
+	a.setAsking(a.asker.Asking())
 }
 
 // status builds the retained status payload; it runs on the uplink's

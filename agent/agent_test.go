@@ -50,6 +50,7 @@ func (e *events) add(s string) {
 func (e *events) Recorded(int)      { e.add("recorded") }
 func (e *events) Failed(int)        { e.add("failed") }
 func (e *events) RatingWindow(bool) {}
+func (e *events) AskReason(bool)    {}
 func (e *events) Online(bool)       {}
 func (e *events) waitN(t *testing.T, n int) []string {
 	t.Helper()

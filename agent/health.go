@@ -9,6 +9,7 @@ import (
 	"github.com/hallrate/hallrate/device"
 	"github.com/hallrate/hallrate/record"
 	"github.com/hallrate/hallrate/uplink"
+	"github.com/hallrate/hallrate/voice"
 )
 
 // reprobeEvery paces the write that checks whether a failed outbox can be
@@ -128,7 +129,12 @@ type Snapshot struct {
 	// Input is the driver's view of its wiring; nil when the driver does
 	// not watch it.
 	Input *device.Health
+	// Voice is the prompt player's counts; nil when the terminal is silent.
+	Voice *voice.Stats
 }
+
+// voiceStats is implemented by speakers that count what they played.
+type voiceStats interface{ Stats() voice.Stats }
 
 // sizer is implemented by outboxes that know their size on disk.
 type sizer interface{ Size() int64 }
@@ -161,6 +167,10 @@ func (a *Agent) Snapshot() Snapshot {
 		// An unreadable oldest record leaves the age at zero; the outbox
 		// health says why.
 		s.OldestPending, _ = a.oldestPending(s.BootID, s.Uptime, s.At)
+	}
+	if vs, ok := a.voice.(voiceStats); ok {
+		st := vs.Stats()
+		s.Voice = &st
 	}
 	if hr, ok := a.source.(device.HealthReporter); ok {
 		h := hr.Health()

@@ -211,6 +211,21 @@ func (b *Binding) WindowOpen() bool {
 	return ep != nil && !ep.Rated && b.open(ep)
 }
 
+// Episode returns the number of the current episode, 0 when there is none.
+// A new number means a new citizen at the counter.
+func (b *Binding) Episode() uint64 {
+	if b.st.Current == nil {
+		return 0
+	}
+	return b.st.Current.N
+}
+
+// Finished reports whether the current episode's service is done (its
+// window has opened, whether or not it is still open).
+func (b *Binding) Finished() bool {
+	return b.st.Current != nil && b.st.Current.Done
+}
+
 // Current returns the current ticket, or nil when there is none.
 func (b *Binding) Current() *record.TicketRef {
 	if b.st.Current == nil {

@@ -32,6 +32,8 @@ type Config struct {
 	GPIO    GPIO     `toml:"gpio"`
 	HTTP    HTTP     `toml:"http"`
 	Log     Log      `toml:"log"`
+	Reasons Reasons  `toml:"reasons"`
+	Voice   Voice    `toml:"voice"`
 }
 
 // Device identifies the terminal and selects its input driver.
@@ -106,6 +108,51 @@ type GPIO struct {
 	InvitePin string `toml:"invite_pin"`
 }
 
+// Reasons configures asking for the reason of a 差评: after a counted
+// rating at one of the After levels, the next press within Window is a
+// reason record, its button choosing among Choices.
+type Reasons struct {
+	// After lists the satisfaction codes that ask; empty turns asking off.
+	After  []int    `toml:"after"`
+	Window Duration `toml:"window"`
+	// Choices are the reasons in button order: the first is button 1's.
+	// There may be fewer than buttons; a press of a button without one
+	// ends the asking and is a rating press again.
+	Choices []Reason `toml:"choices"`
+}
+
+// Reason is one reason a citizen can give.
+type Reason struct {
+	Code  string `toml:"code"`
+	Label string `toml:"label"`
+}
+
+// On reports whether the terminal asks for reasons at all.
+func (r Reasons) On() bool { return len(r.After) > 0 && len(r.Choices) > 0 }
+
+// DefaultReasons are the reasons asked by default, one per default button.
+// With three buttons the third is "other".
+func DefaultReasons() []Reason {
+	return []Reason{
+		{Code: "attitude", Label: "服务态度"},
+		{Code: "speed", Label: "办事效率"},
+		{Code: "process", Label: "办事流程与材料"},
+		{Code: "other", Label: "其他"},
+	}
+}
+
+// Voice configures the spoken prompts. The player is aplay (alsa-utils)
+// unless Player names another program taking the same arguments.
+type Voice struct {
+	Enabled bool   `toml:"enabled"`
+	Device  string `toml:"device"` // ALSA device name; "" is the system default
+	Dir     string `toml:"dir"`    // where invite.wav, thanks.wav, ... are
+	// Volume scales the prompts, 0..100 percent, where the player
+	// supports it (100 plays the files as they are).
+	Volume int    `toml:"volume"`
+	Player string `toml:"player"`
+}
+
 // HTTP is the local status endpoint; an empty Listen disables it.
 type HTTP struct {
 	Listen string `toml:"listen"`
@@ -163,7 +210,9 @@ func Default() Config {
 			StuckAfter: Duration{5 * time.Second},
 			LEDOn:      Duration{1500 * time.Millisecond},
 		},
-		Log: Log{Level: "info"},
+		Log:     Log{Level: "info"},
+		Reasons: Reasons{After: []int{1, 2}, Window: Duration{10 * time.Second}},
+		Voice:   Voice{Dir: "/usr/share/hallrate/voice/zh", Volume: 100, Player: "aplay"},
 	}
 }
 
@@ -189,6 +238,13 @@ func Parse(data []byte) (Config, error) {
 	}
 	if len(c.Buttons) == 0 {
 		c.Buttons = DefaultButtons()
+	}
+	if !md.IsDefined("reasons", "choices") {
+		c.Reasons.Choices = DefaultReasons()
+		if n := len(c.Buttons); n < len(c.Reasons.Choices) {
+			// Fewer buttons than reasons: keep "other" on the last one.
+			c.Reasons.Choices = append(c.Reasons.Choices[:n-1:n-1], c.Reasons.Choices[len(c.Reasons.Choices)-1])
+		}
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -245,6 +301,12 @@ func (c *Config) Validate() error {
 	if err := c.validateButtons(); err != nil {
 		return err
 	}
+	if err := c.validateReasons(); err != nil {
+		return err
+	}
+	if err := c.validateVoice(); err != nil {
+		return err
+	}
 	return c.validateGPIO()
 }
 
@@ -253,6 +315,58 @@ func (c *Config) Validate() error {
 func checkStaff(s string) error {
 	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > 64 || strings.IndexFunc(s, unicode.IsControl) >= 0 {
 		return fmt.Errorf("config: device.staff: %q is not up to 64 printable characters", s)
+	}
+	return nil
+}
+
+func (c *Config) validateReasons() error {
+	r := c.Reasons
+	seen := map[int]bool{}
+	for _, a := range r.After {
+		if a < 1 || a > 5 {
+			return fmt.Errorf("config: reasons.after: %d is not a national code 1..5", a)
+		}
+		if seen[a] {
+			return fmt.Errorf("config: reasons.after: %d listed twice", a)
+		}
+		seen[a] = true
+	}
+	if r.Window.Duration < time.Second || r.Window.Duration > 5*time.Minute {
+		return fmt.Errorf("config: reasons.window: %s is not within 1s..5m", r.Window)
+	}
+	if len(r.Choices) > len(c.Buttons) {
+		return fmt.Errorf("config: reasons.choices: %d reasons for %d buttons, at most one a button", len(r.Choices), len(c.Buttons))
+	}
+	codes := map[string]bool{}
+	for i, ch := range r.Choices {
+		key := fmt.Sprintf("reasons.choices[%d]", i)
+		if !record.ValidID(ch.Code) {
+			return fmt.Errorf("config: %s.code: %q is not of [A-Za-z0-9._-]{1,64}", key, ch.Code)
+		}
+		if codes[ch.Code] {
+			return fmt.Errorf("config: %s.code: %q used twice", key, ch.Code)
+		}
+		codes[ch.Code] = true
+		if err := record.CheckReasonLabel(ch.Label); err != nil {
+			return fmt.Errorf("config: %s.label: %q: not empty, at most %d bytes of printable text", key, ch.Label, record.MaxNameText)
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateVoice() error {
+	v := c.Voice
+	if v.Volume < 0 || v.Volume > 100 {
+		return fmt.Errorf("config: voice.volume: %d is not within 0..100", v.Volume)
+	}
+	if strings.ContainsAny(v.Device, " \t\n\r") {
+		return fmt.Errorf("config: voice.device: %q is not an ALSA device name", v.Device)
+	}
+	if v.Enabled && v.Dir == "" {
+		return errors.New("config: voice.dir: missing")
+	}
+	if v.Enabled && v.Player == "" {
+		return errors.New("config: voice.player: missing")
 	}
 	return nil
 }

@@ -122,3 +122,100 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestReasons(t *testing.T) {
+	c, err := Parse([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Reasons
+	if !r.On() || len(r.After) != 2 || r.After[0] != 1 || r.After[1] != 2 || r.Window.Duration != 10*time.Second ||
+		len(r.Choices) != 4 || r.Choices[0] != (Reason{"attitude", "服务态度"}) || r.Choices[3] != (Reason{"other", "其他"}) {
+		t.Fatalf("default reasons: %+v", r)
+	}
+	c, err = Parse([]byte(minimal + "[reasons]\nafter = []\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Reasons.On() {
+		t.Fatalf("after = [] leaves asking on: %+v", c.Reasons)
+	}
+	c, err = Parse([]byte(minimal + `[reasons]
+after = [2]
+window = "20s"
+[[reasons.choices]]
+code = "queue"
+label = "排队太久"
+[[reasons.choices]]
+code = "other"
+label = "其他"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Reasons; !r.On() || len(r.After) != 1 || r.Window.Duration != 20*time.Second || len(r.Choices) != 2 || r.Choices[0].Label != "排队太久" {
+		t.Fatalf("configured reasons: %+v", r)
+	}
+	bad := map[string]string{
+		"[reasons]\nafter = [0]\n":                             "reasons.after",
+		"[reasons]\nafter = [2, 2]\n":                          "reasons.after",
+		"[reasons]\nwindow = \"0s\"\n":                         "reasons.window",
+		"[reasons]\nwindow = \"1h\"\n":                         "reasons.window",
+		"[reasons]\nwhy = 1\n":                                 "reasons.why",
+		"[[reasons.choices]]\ncode = \"a b\"\nlabel = \"x\"\n": "reasons.choices[0].code",
+		"[[reasons.choices]]\ncode = \"a\"\nlabel = \"\"\n":    "reasons.choices[0].label",
+		"[[reasons.choices]]\ncode = \"a\"\nlabel = \"x\"\n[[reasons.choices]]\ncode = \"a\"\nlabel = \"y\"\n": "reasons.choices[1].code",
+		strings.Repeat("[[reasons.choices]]\ncode = \"a\"\nlabel = \"x\"\n", 5):                                "reasons.choices",
+	}
+	for extra, key := range bad {
+		_, err := Parse([]byte(minimal + extra))
+		if err == nil || !strings.HasPrefix(err.Error(), "config: "+key) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: want one line about %s, got %v", extra, key, err)
+		}
+	}
+}
+
+func TestVoice(t *testing.T) {
+	c, err := Parse([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := c.Voice; v.Enabled || v.Dir != "/usr/share/hallrate/voice/zh" || v.Volume != 100 || v.Player != "aplay" || v.Device != "" {
+		t.Fatalf("default voice: %+v", v)
+	}
+	c, err = Parse([]byte(minimal + "[voice]\nenabled = true\ndevice = \"plughw:1,0\"\nvolume = 60\n"))
+	if err != nil || !c.Voice.Enabled || c.Voice.Device != "plughw:1,0" || c.Voice.Volume != 60 {
+		t.Fatalf("%+v %v", c.Voice, err)
+	}
+	for extra, key := range map[string]string{
+		"[voice]\nvolume = 101\n":                  "voice.volume",
+		"[voice]\ndevice = \"a b\"\n":              "voice.device",
+		"[voice]\nenabled = true\ndir = \"\"\n":    "voice.dir",
+		"[voice]\nenabled = true\nplayer = \"\"\n": "voice.player",
+		"[voice]\nenable = true\n":                 "voice.enable",
+	} {
+		_, err := Parse([]byte(minimal + extra))
+		if err == nil || !strings.HasPrefix(err.Error(), "config: "+key) {
+			t.Errorf("%q: want an error about %s, got %v", extra, key, err)
+		}
+	}
+}
+
+func TestReasonsThreeButtons(t *testing.T) {
+	c, err := Parse([]byte(minimal + `[[buttons]]
+label = "good"
+satisfaction = 5
+[[buttons]]
+label = "ok"
+satisfaction = 3
+[[buttons]]
+label = "bad"
+satisfaction = 1
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch := c.Reasons.Choices; len(ch) != 3 || ch[0].Code != "attitude" || ch[1].Code != "speed" || ch[2].Code != "other" {
+		t.Fatalf("default reasons of three buttons: %+v", ch)
+	}
+}

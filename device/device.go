@@ -38,6 +38,9 @@ type Feedback interface {
 	Failed(button int)
 	// RatingWindow says whether a press now would be counted.
 	RatingWindow(open bool)
+	// AskReason says whether the terminal is asking for the reason of a
+	// 差评: the next press names a reason rather than rates.
+	AskReason(on bool)
 	// Online says whether the broker connection is up.
 	Online(up bool)
 }
@@ -55,6 +58,9 @@ func (NoFeedback) Failed(int) {}
 
 // RatingWindow implements [Feedback].
 func (NoFeedback) RatingWindow(bool) {}
+
+// AskReason implements [Feedback].
+func (NoFeedback) AskReason(bool) {}
 
 // Online implements [Feedback].
 func (NoFeedback) Online(bool) {}
@@ -76,6 +82,9 @@ func (f LogFeedback) Failed(b int) { f.log.Debug("feedback: error", "button", b)
 
 // RatingWindow implements [Feedback].
 func (f LogFeedback) RatingWindow(open bool) { f.log.Debug("feedback: rating window", "open", open) }
+
+// AskReason implements [Feedback].
+func (f LogFeedback) AskReason(on bool) { f.log.Debug("feedback: asking for a reason", "on", on) }
 
 // Online implements [Feedback].
 func (f LogFeedback) Online(up bool) { f.log.Debug("feedback: broker link", "up", up) }

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -79,9 +81,37 @@ type TicketRef struct {
 // staff key rather than a queue system.
 func (t *TicketRef) FromStaffKey() bool { return t != nil && t.Source == SourceStaff }
 
-// Press is one button press as published on the rating topic.
+// Kind says what a record is. A record without one is a rating.
+type Kind string
+
+// The kinds of record.
+const (
+	// KindRating is a press that rates the service; "" means the same.
+	KindRating Kind = "rating"
+	// KindReason is the reason given for a 差评 (a rating at one of the
+	// levels that ask for one): the press after that rating, within the
+	// reason window. It is never counted as a rating.
+	KindReason Kind = "reason"
+)
+
+// ReasonRef is the reason a citizen gave for a 差评.
+type ReasonRef struct {
+	// Code is of [A-Za-z0-9._-]{1,64}, such as "attitude".
+	Code string `json:"code"`
+	// Label is the text the terminal offers, such as 服务态度: at most
+	// MaxNameText bytes.
+	Label string `json:"label"`
+}
+
+// Press is one button press as published on the rating topic: a rating,
+// or (Kind "reason") the reason given for the rating named by For.
+//
+// Label, Satisfaction and Disposition are those of a rating and absent from
+// a reason record; For and Reason are those of a reason and absent from a
+// rating, so a rating reads as it always has.
 type Press struct {
 	V            int         `json:"v"`
+	Kind         Kind        `json:"kind,omitempty"`
 	ID           string      `json:"id"`
 	Device       string      `json:"device"`
 	Hall         string      `json:"hall"`
@@ -89,14 +119,18 @@ type Press struct {
 	Epoch        string      `json:"epoch"`
 	Seq          uint64      `json:"seq"`
 	Button       int         `json:"button"`
-	Label        string      `json:"label"`
-	Satisfaction int         `json:"satisfaction"`
-	Disposition  Disposition `json:"disposition"`
-	Ticket       *TicketRef  `json:"ticket"`
-	PressedAt    string      `json:"pressed_at"`
-	ClockSynced  bool        `json:"clock_synced"`
-	BootID       string      `json:"boot_id"`
-	UptimeMS     int64       `json:"uptime_ms"`
+	Label        string      `json:"label,omitempty"`
+	Satisfaction int         `json:"satisfaction,omitempty"`
+	Disposition  Disposition `json:"disposition,omitempty"`
+	// For is the id of the rating a reason belongs to.
+	For string `json:"for,omitempty"`
+	// Reason is the reason the citizen chose.
+	Reason      *ReasonRef `json:"reason,omitempty"`
+	Ticket      *TicketRef `json:"ticket"`
+	PressedAt   string     `json:"pressed_at"`
+	ClockSynced bool       `json:"clock_synced"`
+	BootID      string     `json:"boot_id"`
+	UptimeMS    int64      `json:"uptime_ms"`
 	// Prev is the [Press.ChainHash] of the previous record of the epoch
 	// ("" for seq 1), SigV the version of the signed message (absent: 1)
 	// and Sig the device's signature; see [Press.SignedMessage].
@@ -140,12 +174,6 @@ func DecodePress(payload []byte) (Press, error) {
 	if want := PressID(p.Device, p.Epoch, p.Seq); p.ID != want {
 		return Press{}, fmt.Errorf("record: id: %q does not match device, epoch and seq (%q)", p.ID, want)
 	}
-	if !p.Disposition.Valid() {
-		return Press{}, fmt.Errorf("record: disposition: unknown %q", p.Disposition)
-	}
-	if (p.Disposition == NoTicket) != (p.Ticket == nil) {
-		return Press{}, errors.New("record: ticket: must be null exactly when disposition is no_ticket")
-	}
 	if p.Ticket != nil {
 		switch p.Ticket.Source {
 		case "", SourceQueue, SourceStaff:
@@ -153,8 +181,17 @@ func DecodePress(payload []byte) (Press, error) {
 			return Press{}, fmt.Errorf("record: ticket.source: unknown %q", p.Ticket.Source)
 		}
 	}
-	if err := checkPressNumbers(&p); err != nil {
-		return Press{}, fmt.Errorf("record: %w", err)
+	switch p.Kind {
+	case "", KindRating:
+		if err := p.checkRating(); err != nil {
+			return Press{}, err
+		}
+	case KindReason:
+		if err := p.checkReason(); err != nil {
+			return Press{}, err
+		}
+	default:
+		return Press{}, fmt.Errorf("record: kind: unknown %q", p.Kind)
 	}
 	if _, err := time.Parse(time.RFC3339Nano, p.PressedAt); err != nil {
 		return Press{}, fmt.Errorf("record: pressed_at: %w", err)
@@ -174,6 +211,72 @@ func DecodePress(payload []byte) (Press, error) {
 		return Press{}, fmt.Errorf("record: sigv: unsupported version %d", p.SigV)
 	}
 	return p, nil
+}
+
+func (p *Press) checkRating() error {
+	if !p.Disposition.Valid() {
+		return fmt.Errorf("record: disposition: unknown %q", p.Disposition)
+	}
+	if (p.Disposition == NoTicket) != (p.Ticket == nil) {
+		return errors.New("record: ticket: must be null exactly when disposition is no_ticket")
+	}
+	if err := checkPressNumbers(p); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	if p.For != "" || p.Reason != nil {
+		return errors.New("record: for and reason belong to a reason record, not a rating")
+	}
+	return nil
+}
+
+func (p *Press) checkReason() error {
+	if err := checkReasonNumbers(p); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	if p.Disposition != "" || p.Satisfaction != 0 || p.Label != "" {
+		return errors.New("record: a reason record has no label, satisfaction or disposition")
+	}
+	dev, epoch, seq, ok := SplitPressID(p.For)
+	if !ok || dev != p.Device || epoch != p.Epoch || seq >= p.Seq {
+		return fmt.Errorf("record: for: %q is not an earlier record of the same device and epoch", p.For)
+	}
+	if p.Reason == nil {
+		return errors.New("record: reason: missing")
+	}
+	if !ValidID(p.Reason.Code) {
+		return fmt.Errorf("record: reason.code: %q is not of [A-Za-z0-9._-]{1,64}", p.Reason.Code)
+	}
+	if err := CheckReasonLabel(p.Reason.Label); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	return nil
+}
+
+// CheckReasonLabel reports what is wrong with a reason label, or nil: it
+// obeys the text rules ([CheckText]), is not empty and is at most
+// MaxNameText bytes.
+func CheckReasonLabel(s string) error {
+	if s == "" {
+		return &RuleError{"reason.label", "empty"}
+	}
+	return CheckText("reason.label", s, MaxNameText)
+}
+
+// IsReason reports whether p is a reason record.
+func (p *Press) IsReason() bool { return p.Kind == KindReason }
+
+// SplitPressID splits a record id {device}:{epoch}:{seq}.
+func SplitPressID(id string) (device, epoch string, seq uint64, ok bool) {
+	device, rest, ok1 := strings.Cut(id, ":")
+	epoch, n, ok2 := strings.Cut(rest, ":")
+	if !ok1 || !ok2 || !ValidID(device) || !ValidID(epoch) {
+		return "", "", 0, false
+	}
+	seq, err := strconv.ParseUint(n, 10, 64)
+	if err != nil || seq == 0 || PressID(device, epoch, seq) != id {
+		return "", "", 0, false
+	}
+	return device, epoch, seq, true
 }
 
 // ValidID reports whether s is a device, hall or counter id of the contract's

@@ -284,3 +284,15 @@ func checkPressNumbers(p *Press) error {
 	}
 	return CheckInt("uptime_ms", p.UptimeMS, 0, math.MaxInt64)
 }
+
+// checkReasonNumbers applies the number rules to a decoded reason record,
+// which has no satisfaction.
+func checkReasonNumbers(p *Press) error {
+	if err := CheckUint("seq", p.Seq, 1, MaxSeq); err != nil {
+		return err
+	}
+	if err := CheckInt("button", int64(p.Button), MinButton, MaxButton); err != nil {
+		return err
+	}
+	return CheckInt("uptime_ms", p.UptimeMS, 0, math.MaxInt64)
+}

@@ -47,6 +47,10 @@ var (
 	mTicketsRejected = metric{"hallrate_agent_ticket_messages_rejected_total", "counter", "Ticket messages rejected as malformed or unsupported."}
 	mDrops           = metric{"hallrate_agent_ticket_messages_dropped_total", "counter", "Good ticket messages replaced by a newer one before the agent applied them (the newest wins)."}
 	mClockSynced     = metric{"hallrate_agent_clock_synced", "gauge", "1 when the kernel reports the wall clock synchronised (adjtimex)."}
+	mReasons         = metric{"hallrate_agent_reasons_total", "counter", "Reason records written: the reason a citizen gave for a 差评."}
+	mVoicePlayed     = metric{"hallrate_agent_voice_prompts_played_total", "counter", "Voice prompts played to the end or cut by a newer one."}
+	mVoiceFailed     = metric{"hallrate_agent_voice_prompts_failed_total", "counter", "Voice prompts that could not be played (missing player or file, player error)."}
+	mVoiceWorking    = metric{"hallrate_agent_voice_working", "gauge", "0 while the last voice prompt failed; absent when voice is off."}
 )
 
 // expo writes series in the Prometheus text format.
@@ -144,6 +148,12 @@ func writeMetrics(w io.Writer, src Source) error {
 	e.one(mTicketsRejected, float64(s.Counters.TicketsRejected))
 	e.one(mDrops, float64(s.Uplink.TicketDropped))
 	e.one(mClockSynced, bit(s.ClockSynced))
+	e.one(mReasons, float64(s.Counters.Reasons))
+	if s.Voice != nil {
+		e.one(mVoicePlayed, float64(s.Voice.Played))
+		e.one(mVoiceFailed, float64(s.Voice.Failed))
+		e.one(mVoiceWorking, bit(s.Voice.Working))
+	}
 	writeRuntime(e)
 	writeProcess(e)
 	return bw.Flush()

@@ -17,9 +17,11 @@ import (
 	"github.com/hallrate/hallrate/config"
 	"github.com/hallrate/hallrate/device"
 	"github.com/hallrate/hallrate/devkey"
+	"github.com/hallrate/hallrate/reasons"
 	"github.com/hallrate/hallrate/record"
 	"github.com/hallrate/hallrate/sysclock"
 	"github.com/hallrate/hallrate/uplink"
+	"github.com/hallrate/hallrate/voice"
 )
 
 const bootIDPath = "/proc/sys/kernel/random/boot_id"
@@ -66,9 +68,15 @@ func cmdRun(ctx context.Context, args []string, io stdio) error {
 			"pubkey", record.EncodePublicKey(key.Public().(ed25519.PublicKey)))
 	}
 	wd := newWatchdog(log)
+	player, stopVoice := startVoice(ctx, cfg.Voice, log)
+	defer stopVoice()
+	var speaker agent.Speaker // nil: silent
+	if player != nil {
+		speaker = player
+	}
 	a, err := agent.New(agentConfig(cfg, uc), agent.Parts{
 		Outbox: ob, Source: src, Feedback: fb, Clock: clock, Logger: log, Key: key,
-		Heartbeat: wd.Beat,
+		Heartbeat: wd.Beat, Voice: speaker,
 	})
 	if err != nil {
 		return err
@@ -139,18 +147,45 @@ func newLogger(io stdio, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Err, &slog.HandlerOptions{Level: l}))
 }
 
+// startVoice starts the prompt player when [voice] is enabled. The player
+// is nil (silent) otherwise; stop ends what is playing.
+func startVoice(ctx context.Context, vc config.Voice, log *slog.Logger) (*voice.Player, func()) {
+	if !vc.Enabled {
+		return nil, func() {}
+	}
+	p := voice.New(voice.Config{Player: vc.Player, Device: vc.Device, Dir: vc.Dir, Volume: vc.Volume, Logger: log})
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(ctx)
+	}()
+	log.Info("voice prompts on", "player", vc.Player, "device", vc.Device, "dir", vc.Dir, "volume", vc.Volume)
+	return p, func() {
+		cancel()
+		<-done
+	}
+}
+
 func agentConfig(cfg config.Config, uc uplink.Config) agent.Config {
 	buttons := make([]agent.Button, len(cfg.Buttons))
 	for i, b := range cfg.Buttons {
 		buttons[i] = agent.Button{Label: b.Label, Satisfaction: b.Satisfaction}
+	}
+	choices := make([]reasons.Choice, len(cfg.Reasons.Choices))
+	for i, c := range cfg.Reasons.Choices {
+		choices[i] = reasons.Choice{Code: c.Code, Label: c.Label}
 	}
 	return agent.Config{
 		Device: cfg.Device.ID, Hall: cfg.Device.Hall, Counter: cfg.Device.Counter,
 		Version: version, Buttons: buttons,
 		RatingWindow: cfg.Binding.RatingWindow.Duration,
 		Staff:        cfg.Device.Staff,
-		MaxRecords:   cfg.Buffer.MaxRecords,
-		Uplink:       uc,
+		Reasons: reasons.Config{
+			After: cfg.Reasons.After, Window: cfg.Reasons.Window.Duration, Choices: choices,
+		},
+		MaxRecords: cfg.Buffer.MaxRecords,
+		Uplink:     uc,
 	}
 }
 

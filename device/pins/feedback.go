@@ -88,6 +88,8 @@ type show struct {
 	beepUntil   time.Time
 	window      bool
 	windowSince time.Time
+	asking      bool // the button LEDs blink: "why?"
+	askingSince time.Time
 	online      bool
 	linkSince   time.Time
 }
@@ -122,7 +124,10 @@ func NewFeedback(cfg FeedbackConfig) (*Feedback, error) {
 			if now.Before(s.failUntil[i]) {
 				return blink(now, s.failFrom[i], failBlink, 2*failBlink, s.failUntil[i])
 			}
-			return until(now, s.lit[i])
+			if now.Before(s.lit[i]) || !s.asking {
+				return until(now, s.lit[i])
+			}
+			return blink(now, s.askingSince, windowBlink, 2*windowBlink, time.Time{})
 		})
 	}
 	f.add(cfg.Window, func(s *show, now time.Time) (bool, time.Time) {
@@ -184,6 +189,17 @@ func (f *Feedback) RatingWindow(open bool) {
 	f.update(func(s *show, now time.Time) {
 		if open != s.window {
 			s.window, s.windowSince = open, now
+		}
+	})
+}
+
+// AskReason implements [device.Feedback]: every button LED blinks while
+// the terminal asks for the reason of a 差评 (a lit or flickering LED
+// finishes first).
+func (f *Feedback) AskReason(on bool) {
+	f.update(func(s *show, now time.Time) {
+		if on != s.asking {
+			s.asking, s.askingSince = on, now
 		}
 	})
 }

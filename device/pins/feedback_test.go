@@ -162,6 +162,38 @@ func TestFeedbackRatingWindow(t *testing.T) {
 	r.window.quiet(t)
 }
 
+// While the terminal asks for a reason every button LED blinks; the LED of
+// the press just recorded stays lit its time first.
+func TestFeedbackAskReason(t *testing.T) {
+	r := newFeedbackRig(t)
+	r.fb.Recorded(2)
+	r.led2.expect(t, gpio.High)
+	r.buzzer.expect(t, gpio.High)
+	r.fb.AskReason(true)
+	r.led1.expect(t, gpio.High)
+	r.clock.Advance(60 * time.Millisecond)
+	r.buzzer.expect(t, gpio.Low)
+	r.clock.Advance(40 * time.Millisecond)
+	r.status.expect(t, gpio.Low)
+	r.clock.Advance(400 * time.Millisecond)
+	r.led1.expect(t, gpio.Low)
+	r.clock.Advance(500 * time.Millisecond)
+	r.led1.expect(t, gpio.High)
+	r.clock.Advance(500 * time.Millisecond) // 1.5s: led2's thank-you ends, it joins the blink (off half)
+	r.led1.expect(t, gpio.Low)
+	r.led2.expect(t, gpio.Low)
+	r.clock.Advance(500 * time.Millisecond)
+	r.led1.expect(t, gpio.High)
+	r.led2.expect(t, gpio.High)
+	r.fb.AskReason(false)
+	r.led1.expect(t, gpio.Low)
+	r.led2.expect(t, gpio.Low)
+	r.clock.Advance(5 * time.Second)
+	r.led1.quiet(t)
+	r.led2.quiet(t)
+	r.window.quiet(t)
+}
+
 func TestFeedbackOnline(t *testing.T) {
 	r := newFeedbackRig(t)
 	r.clock.Advance(100 * time.Millisecond)
