@@ -140,7 +140,11 @@ func checkReasonRecords(t *testing.T, d []record.Press) {
 	}
 	var got []view
 	for _, p := range d {
-		got = append(got, view{p.Kind, p.Disposition, p.Ticket.ID, p.ReasonCode})
+		reason := ""
+		if p.Reason != nil {
+			reason = p.Reason.Code
+		}
+		got = append(got, view{p.Kind, p.Disposition, p.Ticket.ID, reason})
 	}
 	want := []view{
 		{"", record.Counted, "A1", ""},
@@ -153,7 +157,7 @@ func checkReasonRecords(t *testing.T, d []record.Press) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("records\n%+v\nwant\n%+v", got, want)
 	}
-	if r := d[2]; r.For != d[1].ID || r.ReasonLabel != "办事效率" || r.Button != 2 || r.Satisfaction != 0 {
+	if r := d[2]; r.For != d[1].ID || r.Reason.Label != "办事效率" || r.Button != 2 || r.Satisfaction != 0 {
 		t.Fatalf("reason record %+v", r)
 	}
 }
