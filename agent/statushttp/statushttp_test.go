@@ -17,6 +17,7 @@ import (
 	"github.com/hallrate/hallrate/device"
 	"github.com/hallrate/hallrate/record"
 	"github.com/hallrate/hallrate/uplink"
+	"github.com/hallrate/hallrate/voice"
 )
 
 type fixed agent.Snapshot
@@ -36,6 +37,7 @@ func snapshot() *fixed {
 		Ticket:        &record.TicketRef{ID: "A023", State: record.Serving},
 		ClockSynced:   true, BootID: "b", Uptime: time.Hour, At: time.Date(2026, 11, 24, 9, 15, 0, 0, time.UTC),
 		Input: &device.Health{Stuck: []int{3}, StuckEvents: 1},
+		Voice: &voice.Stats{Played: 5, Failed: 1},
 	}
 }
 
@@ -126,9 +128,10 @@ hallrate_agent_clock_synced hallrate_agent_healthy hallrate_agent_info
 hallrate_agent_input_running hallrate_agent_last_seq hallrate_agent_oldest_pending_age_seconds
 hallrate_agent_outbox_full hallrate_agent_outbox_max_records hallrate_agent_outbox_size_bytes
 hallrate_agent_press_write_failures_total hallrate_agent_presses_total
-hallrate_agent_records_acked_total hallrate_agent_records_pending
+hallrate_agent_reasons_total hallrate_agent_records_acked_total hallrate_agent_records_pending
 hallrate_agent_records_published_total hallrate_agent_ticket_messages_applied_total
 hallrate_agent_ticket_messages_dropped_total hallrate_agent_ticket_messages_rejected_total
+hallrate_agent_voice_prompts_failed_total hallrate_agent_voice_prompts_played_total hallrate_agent_voice_working
 process_cpu_seconds_total process_max_fds process_network_receive_bytes_total
 process_network_transmit_bytes_total process_open_fds process_resident_memory_bytes
 process_start_time_seconds process_virtual_memory_bytes process_virtual_memory_max_bytes
