@@ -20,6 +20,7 @@ help: ## show this help
 .PHONY: build
 build: ## build both binaries for this machine into bin/
 	@mkdir -p $(BIN)
+	@test -x $(BIN)/hallrate-collector || echo "building hallrate-agent and hallrate-collector: the first build compiles every dependency (SQLite, PostgreSQL, MQTT, the dashboard) and takes a few minutes; later builds take seconds"
 	$(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 .PHONY: test

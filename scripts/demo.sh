@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # A whole hall on one machine: the collector runs an embedded broker and
 # plays the queue system, and a simulated terminal reads presses from the
-# keyboard. Everything lives in a temporary directory; Ctrl-C ends it.
+# keyboard. Everything lives in a temporary directory; Ctrl-C ends it
+# (exit status 0) and says where that directory is.
+#
+# DEMO_PORT (default 18830) is the embedded broker's port and
+# DEMO_HTTP_PORT (default 18831) the dashboard's.
 set -euo pipefail
 bin=${BIN:-bin}
 port=${DEMO_PORT:-18830}
 http=${DEMO_HTTP_PORT:-18831}
 dir=$(mktemp -d -t hallrate-demo-XXXXXX)
+
+# On a terminal, job control gives the keyboard's terminal (W01's agent)
+# a process group of its own: Ctrl-C then stops that agent only, and this
+# script (and make, which runs it) ends the rest and exits 0.
+if [ -t 0 ]; then set -m; fi
 
 # Three counters, W01 to W03: W01 is the terminal you type on; W02 and W03
 # are pressed by a short random loop that stops by itself.
@@ -33,19 +42,35 @@ level = "warn"
 CONF
 done
 
-"$bin/hallrate-collector" run --embedded-broker "127.0.0.1:$port" --demo-tickets \
+# The hall's trusted keys file: every terminal's key (made now) with its
+# hall and counter, so that the collector verifies every demo record.
+for conf in "$dir"/w*/agent.toml; do
+	read -r id key < <("$bin/hallrate-agent" pubkey --config "$conf")
+	counter=$(sed -n 's/^counter *= *"\(.*\)"/\1/p' "$conf")
+	echo "$id h1 $counter $key"
+done >"$dir/devices"
+cat >"$dir/collector.toml" <<CONF
+[trust]
+keys_file = "$dir/devices"
+CONF
+
+"$bin/hallrate-collector" run --config "$dir/collector.toml" --embedded-broker "127.0.0.1:$port" --demo-tickets \
 	--demo-serving 20s --demo-done 15s --demo-idle 3s \
 	--listen "127.0.0.1:$http" --store "sqlite://$dir/collector.db" \
 	--out "$dir/records.jsonl" 2>"$dir/collector.log" &
 collector=$!
 pids=()
 pressers=()
-stop() {
-	for p in "${pressers[@]}"; do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
-	kill "${pids[@]}" 2>/dev/null || true
-	wait "${pids[@]}" "${pressers[@]}" 2>/dev/null || true
+cleanup() {
+	set +e
+	for p in "${pressers[@]}"; do pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done
+	kill "${pids[@]}" "$collector" 2>/dev/null
+	wait "${pids[@]}" "${pressers[@]}" "$collector" 2>/dev/null
+	echo
+	echo "demo files kept in $dir (collector.log, records.jsonl, collector.db, devices)"
 }
-trap 'stop; kill $collector 2>/dev/null; wait $collector 2>/dev/null; echo; echo "demo files kept in $dir"' EXIT
+trap cleanup EXIT
+trap 'exit 0' INT TERM
 
 for _ in $(seq 50); do
 	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
@@ -79,3 +104,4 @@ Each press is printed below as the collector stores it. Ctrl-C ends.
 Logs: $dir/collector.log and the agent's warnings on this terminal.
 TEXT
 "$bin/hallrate-agent" run --config "$dir/w01/agent.toml" || true
+exit 0
