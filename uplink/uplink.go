@@ -53,6 +53,9 @@ type Config struct {
 	Password  string
 	TLS       *tls.Config
 	KeepAlive time.Duration
+	// WriteTimeout bounds a write to the connection, and a publish waiting
+	// for paho's writer (which stops when the connection dies); default 10s.
+	WriteTimeout time.Duration
 	// Inflight bounds records published and not yet acknowledged.
 	Inflight int
 	// StatusInterval is how often the retained status is refreshed.
@@ -107,6 +110,9 @@ func New(cfg Config, outbox buffer.Outbox) *Uplink {
 	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 30 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
 	}
 	if cfg.StatusInterval <= 0 {
 		cfg.StatusInterval = time.Minute
@@ -216,7 +222,7 @@ func (u *Uplink) connect(ctx context.Context) (*conn, error) {
 		SetKeepAlive(u.cfg.KeepAlive).
 		SetPingTimeout(10*time.Second).
 		SetConnectTimeout(10*time.Second).
-		SetWriteTimeout(10*time.Second).
+		SetWriteTimeout(u.cfg.WriteTimeout).
 		SetOrderMatters(true).
 		SetBinaryWill(u.cfg.Topics.Status, u.cfg.Will, 1, true).
 		SetConnectionLostHandler(func(mqtt.Client, error) { c.markLost() })
@@ -229,6 +235,9 @@ func (u *Uplink) connect(ctx context.Context) (*conn, error) {
 	}
 	c.client = mqtt.NewClient(opts)
 	if err := wait(ctx, c.client.Connect()); err != nil {
+		// A connect abandoned on cancellation may still complete: end it,
+		// or it lingers with its keepalive.
+		c.client.Disconnect(0)
 		return nil, fmt.Errorf("connect %s: %w", u.cfg.Broker, err)
 	}
 	return c, nil
@@ -264,10 +273,19 @@ func (u *Uplink) session(ctx context.Context) error {
 		u.up.Store(false)
 		u.cfg.OnConnected(false)
 	}()
-	err = u.drain(ctx, c)
+	f := &flight{acks: make(chan ack, u.cfg.Inflight)}
+	err = u.drain(ctx, c, f)
 	if ctx.Err() != nil {
 		u.goodbye(c)
-		return nil
+		err = nil
+	}
+	// Every publish still in flight gets its outcome before the session
+	// ends: a PUBACK that arrived must remove its record now, or the next
+	// session sends it again. Disconnect completes every pending token (a
+	// lost connection has completed them already).
+	c.client.Disconnect(250)
+	if serr := u.settle(f); serr != nil && err == nil {
+		err = serr
 	}
 	return err
 }
@@ -316,11 +334,48 @@ type ack struct {
 	err error
 }
 
+// flight is the publishes of one connection whose outcome has not been
+// taken yet: each has a forwarder that will send exactly one ack.
+type flight struct {
+	acks     chan ack
+	inflight int
+}
+
+// settleTimeout bounds the wait for the outcomes of a connection's last
+// publishes; their tokens are already complete, so only a scheduler under
+// heavy load makes it matter.
+const settleTimeout = 30 * time.Second
+
+// settle takes the outcome of every publish still in flight, blocking, and
+// removes the acknowledged records in one commit.
+func (u *Uplink) settle(f *flight) error {
+	var batch []uint64
+	timeout := time.NewTimer(settleTimeout)
+	defer timeout.Stop()
+	for f.inflight > 0 {
+		select {
+		case a := <-f.acks:
+			f.inflight--
+			if a.err == nil {
+				batch = append(batch, a.seq)
+			}
+		case <-timeout.C:
+			u.log.Error("publishes without an outcome after the session ended; they will be sent again",
+				"count", f.inflight, "waited", settleTimeout)
+			f.inflight = 0
+		}
+	}
+	if err := u.outbox.Ack(batch...); err != nil {
+		return err
+	}
+	u.acked.Add(int64(len(batch)))
+	return nil
+}
+
 // drain publishes pending records in seq order, at most Inflight at a time,
-// and removes each from the outbox once its PUBACK is trusted.
-func (u *Uplink) drain(ctx context.Context, c *conn) error {
-	acks := make(chan ack, u.cfg.Inflight)
-	inflight := 0
+// and removes each from the outbox once its PUBACK is trusted. It returns
+// with publishes possibly still in f: the caller settles them.
+func (u *Uplink) drain(ctx context.Context, c *conn, f *flight) error {
 	var cursor uint64
 	statusTick := time.NewTicker(u.cfg.StatusInterval)
 	defer statusTick.Stop()
@@ -329,7 +384,7 @@ func (u *Uplink) drain(ctx context.Context, c *conn) error {
 	// pending without waiting for the next interval.
 	var drainedStatus <-chan time.Time
 	for {
-		if free := u.cfg.Inflight - inflight; free > 0 {
+		if free := u.cfg.Inflight - f.inflight; free > 0 {
 			entries, err := u.outbox.Pending(cursor, free)
 			if err != nil {
 				return err
@@ -337,11 +392,11 @@ func (u *Uplink) drain(ctx context.Context, c *conn) error {
 			for _, e := range entries {
 				t := c.client.Publish(u.cfg.Topics.Rating, 1, false, e.Data)
 				u.published.Add(1)
-				inflight++
+				f.inflight++
 				cursor = e.Seq
 				go func(seq uint64) {
 					<-t.Done()
-					acks <- ack{seq, t.Error()}
+					f.acks <- ack{seq, t.Error()}
 				}(e.Seq)
 			}
 		}
@@ -349,20 +404,8 @@ func (u *Uplink) drain(ctx context.Context, c *conn) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-c.lost:
-			// PUBACKs that arrived before the loss still count: a broker
-			// may close the connection right after acknowledging.
-			for {
-				select {
-				case a := <-acks:
-					inflight--
-					if _, err := u.ackBatch(acks, a, &inflight); err != nil {
-						return err
-					}
-					continue
-				default:
-				}
-				break
-			}
+			// paho completed every token before telling of the loss; the
+			// caller collects their outcomes.
 			return errors.New("connection lost")
 		case <-u.notify:
 		case <-u.status:
@@ -372,24 +415,24 @@ func (u *Uplink) drain(ctx context.Context, c *conn) error {
 		case <-drainedStatus:
 			drainedStatus = nil
 			u.publishStatus(c)
-		case a := <-acks:
-			inflight--
-			n, err := u.ackBatch(acks, a, &inflight)
+		case a := <-f.acks:
+			f.inflight--
+			n, err := u.ackBatch(f, a)
 			if err != nil {
 				return err
 			}
-			if n > 0 && inflight == 0 && drainedStatus == nil && u.outbox.Len() == 0 {
+			if n > 0 && f.inflight == 0 && drainedStatus == nil && u.outbox.Len() == 0 {
 				drainedStatus = time.After(time.Second)
 			}
 		}
 	}
 }
 
-// ackBatch takes first and every other acknowledgement already waiting,
-// removes the acknowledged records from the outbox in one commit, and
-// returns how many it removed. A failed publish is returned as an error
-// (after the others are removed): the session must end and resend.
-func (u *Uplink) ackBatch(acks <-chan ack, first ack, inflight *int) (int, error) {
+// ackBatch takes first and every other outcome already waiting, removes
+// the acknowledged records from the outbox in one commit, and returns how
+// many it removed. A failed publish is returned as an error (after the
+// others are removed): the session must end, settle and resend.
+func (u *Uplink) ackBatch(f *flight, first ack) (int, error) {
 	var batch []uint64
 	var failed error
 	for a := first; ; {
@@ -399,10 +442,10 @@ func (u *Uplink) ackBatch(acks <-chan ack, first ack, inflight *int) (int, error
 			batch = append(batch, a.seq)
 		}
 		select {
-		case a = <-acks:
-			*inflight--
+		case a = <-f.acks:
+			f.inflight--
 			continue
-		default:
+		default: // nothing more waiting now; later outcomes come to drain or settle
 		}
 		break
 	}
