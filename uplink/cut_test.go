@@ -67,13 +67,13 @@ type cutProxy struct {
 	broker string
 	every  int
 
-	mu      sync.Mutex
-	acked   map[uint64]bool // records whose PUBACK was written to the client
-	resent  []uint64
-	sent    int
-	nAcks   int
-	cuts    int
-	conns   map[net.Conn]bool
+	mu     sync.Mutex
+	acked  map[uint64]bool // records whose PUBACK was written to the client
+	resent []uint64
+	sent   int
+	nAcks  int
+	cuts   int
+	conns  map[net.Conn]bool
 }
 
 func newCutProxy(t *testing.T, broker string, every int) *cutProxy {
@@ -267,4 +267,3 @@ func parsePublish(pkt []byte) (topic string, pid uint16, payload []byte, ok bool
 	pid = binary.BigEndian.Uint16(body[2+tl:])
 	return topic, pid, body[2+tl+2:], true
 }
-
