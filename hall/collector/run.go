@@ -176,6 +176,11 @@ func (c *Collector) Run(ctx context.Context) error {
 		export = j
 	}
 
+	firstKeys, err := loadFirstKeys(ctx, db)
+	if err != nil {
+		return err
+	}
+
 	joinNudge, deliverNudge, alertNudge := newNudger(), newNudger(), newNudger()
 	var tickets *demo.Runner
 	hear := func(hall, counter string) {}
@@ -206,6 +211,7 @@ func (c *Collector) Run(ctx context.Context) error {
 			alertNudge.nudge()
 		},
 		Keys:           keys,
+		FirstKeys:      firstKeys,
 		HoldUnverified: keys != nil && !cfg.Trust.AcceptUnverified,
 		OnTrust: func(id, reason string) {
 			fmt.Fprintf(out, "FLAGGED: %s %s\n", id, reason)

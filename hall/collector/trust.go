@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -75,4 +76,21 @@ func trustCounters(in *ingest.Ingester) []web.Counter {
 		{Name: "conflicting_copies_total", Help: "Records received again with other content than the stored copy.", Value: func() int64 { return in.Stats().Conflicts }},
 		{Name: "key_mismatches_total", Help: "Statuses announcing another key than the trusted one.", Value: func() int64 { return in.Stats().KeyMismatches }},
 	}
+}
+
+// loadFirstKeys reads the first key each device announced, for trust on
+// first use across restarts; a key the store holds that does not decode is
+// skipped with a warning of its own by the ingester's next status.
+func loadFirstKeys(ctx context.Context, db *store.DB) (map[string]ed25519.PublicKey, error) {
+	ks, err := db.FirstKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]ed25519.PublicKey, len(ks))
+	for d, k := range ks {
+		if pub, err := record.DecodePublicKey(k); err == nil {
+			out[d] = pub
+		}
+	}
+	return out, nil
 }

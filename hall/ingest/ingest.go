@@ -70,6 +70,10 @@ type Config struct {
 	// OnTrust is told of every record stored flagged and of every chain
 	// break and conflicting copy found. It must return promptly.
 	OnTrust func(id, reason string)
+	// FirstKeys are the keys devices announced first, as the store kept
+	// them ([store.DB.FirstKeys]): without a trusted key, the first key
+	// seen decides (trust on first use), across restarts.
+	FirstKeys map[string]ed25519.PublicKey
 }
 
 // Stats are the ingester's counters.
@@ -144,7 +148,11 @@ func New(cfg Config) (*Ingester, error) {
 	if cfg.OnTrust == nil {
 		cfg.OnTrust = func(string, string) {}
 	}
-	return &Ingester{cfg: cfg, log: cfg.Logger, announced: map[string]ed25519.PublicKey{}, logged: map[string]time.Time{}}, nil
+	in := &Ingester{cfg: cfg, log: cfg.Logger, announced: map[string]ed25519.PublicKey{}, logged: map[string]time.Time{}}
+	for d, k := range cfg.FirstKeys {
+		in.announced[d] = k
+	}
+	return in, nil
 }
 
 // Stats returns the counters.
@@ -312,7 +320,7 @@ func (in *Ingester) Stuck() (since time.Time, err string) {
 
 // save stores the items in one transaction and reports what was stored.
 func (in *Ingester) save(ctx context.Context, items []item) error {
-	var b store.Batch
+	b := store.Batch{HoldUnverified: in.cfg.HoldUnverified}
 	for _, it := range items {
 		switch {
 		case it.rating != nil:
@@ -334,9 +342,12 @@ func (in *Ingester) save(ctx context.Context, items []item) error {
 		in.cfg.OnStatus(st)
 	}
 	in.duplicates.Add(int64(ratings - len(saved.New)))
-	if in.cfg.Export != nil && len(saved.New) > 0 {
-		lines := make([][]byte, len(saved.New))
-		for i, r := range saved.New {
+	// A record that replaced a lower ranked copy is exported, shown and
+	// counted like a new one: it is new as the stored rating.
+	stored := append(slices.Clone(saved.New), saved.Replaced...)
+	if in.cfg.Export != nil && len(stored) > 0 {
+		lines := make([][]byte, len(stored))
+		for i, r := range stored {
 			lines[i] = r.Raw
 		}
 		// The store holds the records; the export is a copy, and a
@@ -365,7 +376,10 @@ func (in *Ingester) save(ctx context.Context, items []item) error {
 		}
 		in.cfg.OnRating(r)
 	}
-	if len(saved.New) > 0 {
+	for _, r := range saved.Replaced {
+		in.cfg.OnRating(r)
+	}
+	if len(stored) > 0 {
 		in.cfg.OnStored()
 	}
 	return nil
@@ -386,6 +400,15 @@ func (in *Ingester) rating(t Topic, payload []byte, now time.Time) (store.Rating
 	announced := in.announced[p.Device]
 	in.mu.Unlock()
 	v := trust.Check(in.cfg.Keys, &p, announced)
+	rank := store.RankUnproven
+	switch {
+	case v.State == trust.Flagged:
+		rank = store.RankFlagged
+	case v.State == trust.Verified:
+		rank = store.RankVerified
+	case slices.Contains(v.Reasons, trust.TOFU):
+		rank = store.RankTOFU
+	}
 	if p.Hall != t.Hall || p.Counter != t.Counter {
 		// The topic is not signed, so this proves no forgery; but the ACL
 		// should have stopped it, and it is not verified.
@@ -400,6 +423,7 @@ func (in *Ingester) rating(t Topic, payload []byte, now time.Time) (store.Rating
 		Verified:   v.State == trust.Verified,
 		Trust:      string(v.State), TrustReason: v.Reason(),
 		Hold:     v.State == trust.Flagged || (v.State == trust.Unverified && in.cfg.HoldUnverified),
+		Rank:     rank,
 		StoredMS: now.UnixMilli(),
 	}
 	// A rating the hall does not accept opens no follow-up: a forged 差评
@@ -471,9 +495,19 @@ func (in *Ingester) announce(s record.Status) {
 	}
 	in.mu.Lock()
 	old := in.announced[s.Device]
-	in.announced[s.Device] = k
+	if old == nil {
+		in.announced[s.Device] = k
+	}
 	in.mu.Unlock()
 	d, ok := in.cfg.Keys.Device(s.Device)
+	if (!ok || d.Key == nil) && old != nil && !old.Equal(k) {
+		// Trust on first use: the first key seen decides; a status on a
+		// topic anyone may write must not take a device over.
+		in.keyMismatches.Add(1)
+		in.log.Error("device announces another key than the first it announced: trust on first use keeps the first",
+			"device", s.Device, "announced", s.PubKey, "first", record.EncodePublicKey(old))
+		return
+	}
 	if !ok || d.Key == nil || d.Key.Equal(k) || old.Equal(k) {
 		return
 	}
@@ -514,8 +548,11 @@ func (in *Ingester) trustFindings(saved store.Saved) {
 			continue // reported with the record above
 		}
 		msg := "stored record flagged: " + e.Kind
+		if e.Kind == store.ReasonReplaced {
+			msg = "stored copy replaced by a higher ranked copy of its id (a verified record wins); the stored one is kept as evidence"
+		}
 		if e.JoinState == store.Joined {
-			msg += " (its evaluation was made already)"
+			msg += " (its evaluation was made already: withdrawn if it had not left, else held for the duty manager as " + store.Correction + ")"
 		}
 		in.alarm(msg, e.ID, e.Kind, "device", e.Device, "epoch", e.Epoch, "seq", e.Seq)
 	}

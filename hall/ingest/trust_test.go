@@ -95,3 +95,54 @@ func TestIngestVerifies(t *testing.T) {
 		t.Fatalf("key mismatches %d", s.KeyMismatches)
 	}
 }
+
+// TestTOFUFirstKeyDecides: without a keys file the first key a device
+// announced decides, across a restart (FirstKeys from the store): a later
+// status with another key neither takes the device over nor makes its
+// records rank; a record signed by the first key beats an unsigned copy
+// stored before it.
+func TestTOFUFirstKeyDecides(t *testing.T) {
+	pub, key, _ := ed25519.GenerateKey(nil)
+	impostor, impostorKey, _ := ed25519.GenerateKey(nil)
+	db := openStore(t)
+	var stored []store.Rating
+	in, err := New(Config{Prefix: prefix, Store: db, OnRating: func(r store.Rating) { stored = append(stored, r) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func(k ed25519.PublicKey) Message {
+		st, _ := json.Marshal(record.Status{V: 1, Online: true, Device: "w05-a", PubKey: record.EncodePublicKey(k)})
+		return Message{Topic: prefix + "/h1/W05/status", Payload: st}
+	}
+	genuine := signedPress(t, key, "W05", 1, 1, "")
+	squat := genuine
+	squat.Satisfaction, squat.Sig, squat.SigV = 5, "", 0
+	handle(t, in, msg(t, squat), status(pub), status(impostor))
+	if s := in.Stats(); s.KeyMismatches != 1 {
+		t.Fatalf("second key not reported: %+v", s)
+	}
+	// A restart: the first key comes from the store.
+	keys, err := db.FirstKeys(context.Background())
+	if err != nil || keys["w05-a"] != record.EncodePublicKey(pub) {
+		t.Fatalf("first keys %v %v", keys, err)
+	}
+	k, _ := record.DecodePublicKey(keys["w05-a"])
+	stored = nil
+	in, err = New(Config{Prefix: prefix, Store: db, FirstKeys: map[string]ed25519.PublicKey{"w05-a": k},
+		OnRating: func(r store.Rating) { stored = append(stored, r) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := signedPress(t, impostorKey, "W05", 2, 5, "")
+	handle(t, in, status(impostor), msg(t, genuine), msg(t, fake))
+	got := map[string]string{}
+	for _, r := range stored {
+		got[r.ID] = fmt.Sprint(r.Trust, " ", r.TrustReason, " ", r.Satisfaction)
+	}
+	// The genuine seq 1 replaced the unsigned copy; the impostor's seq 2
+	// is not tofu, and its empty prev breaks the chain.
+	if len(stored) != 2 || got[genuine.ID] != "unverified no_trusted_key,tofu 1" ||
+		got[fake.ID] != "flagged no_trusted_key,chain_break 5" {
+		t.Fatalf("stored %v", got)
+	}
+}

@@ -152,6 +152,9 @@ var migrations = []func(tx *sql.Tx, d dialect) error{
 	migrateParked,
 	// 5: ticket sources, the join by counter and time, the SQL poller.
 	migrateTicketSources,
+	// 6: ranks of copies (a verified record wins), evidence kept with
+	// its trust state, the first key each device announced.
+	migrateRanks,
 }
 
 func execAll(tx *sql.Tx, d dialect, stmts ...string) error {

@@ -41,7 +41,11 @@ type Rating struct {
 	Trust, TrustReason string
 	// Hold keeps a counted rating out of joins (join state excluded):
 	// flagged, or unverified where only verified ratings count.
-	Hold     bool
+	Hold bool
+	// Rank is how far the record's own checks vouch for it (RankFlagged
+	// to RankVerified; 0 takes it from Trust): of two copies of one id,
+	// the higher rank is the stored rating.
+	Rank     int
 	StoredMS int64
 	// Followup, when set, is opened with the rating (a counted 差评).
 	Followup *Followup
@@ -82,6 +86,9 @@ type Batch struct {
 	Statuses []StatusUpdate
 	// Parked are messages kept aside; see [Parked].
 	Parked []Parked
+	// HoldUnverified is the hall's policy for a record whose chain break
+	// is lifted: unverified ones stay out of joins.
+	HoldUnverified bool
 }
 
 // GapKind says what a [GapEvent] reports.
@@ -108,6 +115,9 @@ type Saved struct {
 	Events []GapEvent
 	// Trust are the chain breaks and conflicting copies found.
 	Trust []TrustEvent
+	// Replaced are the records that took the place of a stored copy of
+	// their id that ranked lower (a forgery or an unsigned copy).
+	Replaced []Rating
 }
 
 // maxRows bounds the rows of one multi-row insert.
@@ -115,7 +125,7 @@ const maxRows = 200
 
 const ratingCols = `id, device, hall, counter, epoch, seq, button, label, satisfaction, disposition,
 	ticket, staff, item, project_no, pressed_at, pressed_ms, service_day, clock_synced, verified,
-	stored_ms, join_state, raw, trust, trust_reason, prev, chain_hash, signed, ticket_source, boot_id, uptime_ms`
+	stored_ms, join_state, raw, trust, trust_reason, prev, chain_hash, signed, ticket_source, boot_id, uptime_ms, copy_rank`
 
 // SaveBatch stores the batch in one transaction: each rating once, keyed on
 // its id; the per-epoch counts and highest seq; the devices' last status;
@@ -131,7 +141,7 @@ func (s *DB) SaveBatch(ctx context.Context, b Batch) (Saved, error) {
 	slices.SortStableFunc(rs, func(x, y Rating) int {
 		return cmp.Or(cmp.Compare(x.Device, y.Device), cmp.Compare(x.Epoch, y.Epoch), cmp.Compare(x.Seq, y.Seq))
 	})
-	rs = slices.CompactFunc(rs, func(x, y Rating) bool { return x.ID == y.ID })
+	rs, extra := bestCopies(rs)
 	err := s.inTx(ctx, "save batch", func(tx *sql.Tx) error {
 		saved = Saved{}
 		isNew := map[string]bool{}
@@ -154,7 +164,7 @@ func (s *DB) SaveBatch(ctx context.Context, b Batch) (Saved, error) {
 			return err
 		}
 		saved.Events = ev
-		if saved.Trust, err = s.checkTrust(ctx, tx, rs, saved.New, isNew); err != nil {
+		if saved.Trust, saved.Replaced, err = s.checkTrust(ctx, tx, b, rs, extra, saved.New, isNew); err != nil {
 			return err
 		}
 		if err := s.openFollowups(ctx, tx, saved.New); err != nil {
@@ -175,7 +185,7 @@ func (s *DB) insertRatings(ctx context.Context, tx *sql.Tx, rs []Rating) ([]stri
 	if len(rs) == 0 {
 		return nil, nil
 	}
-	const n = 30
+	const n = 31
 	var sb strings.Builder
 	sb.WriteString("INSERT INTO rating (" + ratingCols + ") VALUES ")
 	args := make([]any, 0, n*len(rs))
@@ -185,26 +195,7 @@ func (s *DB) insertRatings(ctx context.Context, tx *sql.Tx, rs []Rating) ([]stri
 			sb.WriteByte(',')
 		}
 		sb.WriteString(row)
-		ticket, staff, item, projectNo := r.ticket()
-		join := ""
-		if r.Disposition == record.Counted {
-			join = Waiting
-			if r.Hold {
-				join = Excluded
-			}
-		}
-		trust := r.Trust
-		if trust == "" {
-			// The caller decided only Verified (tests, tools).
-			trust = TrustUnverified
-			if r.Verified {
-				trust = TrustVerified
-			}
-		}
-		args = append(args, r.ID, r.Device, r.Hall, r.Counter, r.Epoch, int64(r.Seq), r.Button, r.Label,
-			r.Satisfaction, string(r.Disposition), ticket, staff, item, projectNo, r.PressedAt, r.PressedMS,
-			r.ServiceDay, boolInt(r.ClockSynced), boolInt(r.Verified && trust == TrustVerified), r.StoredMS, join, string(r.Raw),
-			trust, r.TrustReason, r.Prev, r.ChainHash(), boolInt(r.Sig != ""), r.ticketSource(), r.BootID, r.UptimeMS)
+		args = append(args, r.columns()...)
 	}
 	sb.WriteString(" ON CONFLICT (id) DO NOTHING RETURNING id")
 	rows, err := tx.QueryContext(ctx, s.d.q(sb.String()), args...)
@@ -224,6 +215,60 @@ func (s *DB) insertRatings(ctx context.Context, tx *sql.Tx, rs []Rating) ([]stri
 		return nil, fmt.Errorf("insert ratings: %w", err)
 	}
 	return ids, nil
+}
+
+// trust is r's trust state: as decided, or from Verified where the caller
+// decided only that (tests, tools).
+func (r Rating) trust() string {
+	switch {
+	case r.Trust != "":
+		return r.Trust
+	case r.Verified:
+		return TrustVerified
+	}
+	return TrustUnverified
+}
+
+// joinState is the join state a new rating starts in.
+func (r Rating) joinState() string {
+	switch {
+	case r.Disposition != record.Counted:
+		return ""
+	case r.Hold:
+		return Excluded
+	}
+	return Waiting
+}
+
+// columns are r's values of ratingCols.
+func (r Rating) columns() []any {
+	ticket, staff, item, projectNo := r.ticket()
+	trust := r.trust()
+	return []any{r.ID, r.Device, r.Hall, r.Counter, r.Epoch, int64(r.Seq), r.Button, r.Label,
+		r.Satisfaction, string(r.Disposition), ticket, staff, item, projectNo, r.PressedAt, r.PressedMS,
+		r.ServiceDay, boolInt(r.ClockSynced), boolInt(r.Verified && trust == TrustVerified), r.StoredMS, r.joinState(), string(r.Raw),
+		trust, r.TrustReason, r.Prev, r.ChainHash(), boolInt(r.Sig != ""), r.ticketSource(), r.BootID, r.UptimeMS, r.rank()}
+}
+
+// bestCopies keeps one copy of each id of rs (sorted by device, epoch and
+// seq): the highest ranked, the first among equals; extra are the others.
+func bestCopies(rs []Rating) (best, extra []Rating) {
+	for i := 0; i < len(rs); {
+		j, top := i+1, i
+		for ; j < len(rs) && rs[j].ID == rs[i].ID; j++ {
+			if rs[j].rank() > rs[top].rank() {
+				top = j
+			}
+		}
+		for k := i; k < j; k++ {
+			if k != top {
+				extra = append(extra, rs[k])
+			}
+		}
+		best = append(best, rs[top])
+		i = j
+	}
+	return best, extra
 }
 
 // addToEpochs counts the new records into their epochs and reports the
@@ -290,8 +335,8 @@ func (s *DB) saveStatuses(ctx context.Context, tx *sql.Tx, sts []StatusUpdate) e
 		// A status without epoch and last_seq (the Last Will) keeps the
 		// last audited ones.
 		_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO device (device, hall, counter, online, version, boot_id, epoch,
-				last_seq, pending, outbox_full, status_at, status_ms, status, pubkey)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				last_seq, pending, outbox_full, status_at, status_ms, status, pubkey, first_key)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (device) DO UPDATE SET hall = excluded.hall, counter = excluded.counter,
 				online = excluded.online,
 				version = CASE WHEN excluded.version = '' THEN device.version ELSE excluded.version END,
@@ -301,9 +346,10 @@ func (s *DB) saveStatuses(ctx context.Context, tx *sql.Tx, sts []StatusUpdate) e
 				pending = COALESCE(excluded.pending, device.pending),
 				outbox_full = excluded.outbox_full, status_at = excluded.status_at,
 				status_ms = excluded.status_ms, status = excluded.status,
-				pubkey = CASE WHEN excluded.pubkey = '' THEN device.pubkey ELSE excluded.pubkey END`),
+				pubkey = CASE WHEN excluded.pubkey = '' THEN device.pubkey ELSE excluded.pubkey END,
+				first_key = CASE WHEN device.first_key = '' THEN excluded.pubkey ELSE device.first_key END`),
 			st.Device, st.Hall, st.Counter, boolInt(st.Online), st.Version, st.BootID, epoch,
-			lastSeq, pending, boolInt(full), st.At, st.ReceivedMS, string(st.Raw), st.PubKey)
+			lastSeq, pending, boolInt(full), st.At, st.ReceivedMS, string(st.Raw), st.PubKey, st.PubKey)
 		if err != nil {
 			return fmt.Errorf("save status of %s: %w", st.Device, err)
 		}
@@ -411,4 +457,26 @@ func limit(n int) int {
 		return 100
 	}
 	return min(n, 10000)
+}
+
+// FirstKeys returns the first key each device announced in its status
+// (base64), for trust on first use.
+func (s *DB) FirstKeys(ctx context.Context) (map[string]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT device, first_key FROM device WHERE first_key <> ''`)
+	if err != nil {
+		return nil, fmt.Errorf("store: first keys: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var d, k string
+		if err := rows.Scan(&d, &k); err != nil {
+			return nil, fmt.Errorf("store: first keys: %w", err)
+		}
+		out[d] = k
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: first keys: %w", err)
+	}
+	return out, nil
 }

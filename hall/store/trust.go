@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -21,7 +22,74 @@ const (
 const (
 	ReasonChainBreak = "chain_break"
 	ReasonConflict   = "conflict"
+	// ReasonReplaced is the event of a stored copy that a higher ranked
+	// copy of its id took the place of; the displaced copy is evidence.
+	ReasonReplaced = "replaced"
 )
+
+// Ranks of a copy of a record, by what its own checks prove. Of two copies
+// of one id, the higher rank is the stored rating whichever came first; a
+// copy of the same rank as the stored one cannot be told from it, and both
+// are flagged conflict.
+const (
+	// RankFlagged: a check of its own failed (bad signature, unsigned
+	// where the device has a key, wrong counter).
+	RankFlagged = 0
+	// RankUnproven: nothing proves who made it (no key known).
+	RankUnproven = 1
+	// RankTOFU: its signature verifies under the first key its device
+	// announced (trust on first use).
+	RankTOFU = 2
+	// RankVerified: its signature verifies under the hall's trusted key.
+	RankVerified = 3
+)
+
+// Correction is the join state of a rating that took the place of a copy
+// whose evaluation had left already (delivered, taken from the table, or
+// out for delivery): it is held for the duty manager, who corrects the
+// evaluation with the e-supervision system by hand. An evaluation that had
+// not left yet is withdrawn instead, and the rating joins afresh.
+const Correction = "correction"
+
+// rank is r.Rank, or where the caller set none, what its trust state says.
+func (r Rating) rank() int {
+	if r.Rank > 0 {
+		return r.Rank
+	}
+	return rankOf(r.trust(), r.TrustReason)
+}
+
+func rankOf(trust, reason string) int {
+	switch trust {
+	case TrustVerified:
+		return RankVerified
+	case TrustUnverified:
+		if slices.Contains(strings.Split(reason, ","), "tofu") {
+			return RankTOFU
+		}
+		return RankUnproven
+	}
+	return RankFlagged
+}
+
+// migrateRanks is migration 3: the rank of each stored record and of each
+// conflicting copy, the copies' trust state, and each device's first
+// announced key.
+func migrateRanks(tx *sql.Tx, d dialect) error {
+	return execAll(tx, d,
+		`ALTER TABLE rating ADD COLUMN copy_rank INTEGER NOT NULL DEFAULT 0`,
+		`UPDATE rating SET copy_rank = CASE WHEN trust = 'verified' THEN 3
+			WHEN trust = 'unverified' AND trust_reason LIKE '%tofu%' THEN 2
+			WHEN trust = 'unverified' THEN 1 ELSE 0 END`,
+		`ALTER TABLE rating_conflict ADD COLUMN trust TEXT NOT NULL DEFAULT 'flagged'`,
+		`ALTER TABLE rating_conflict ADD COLUMN trust_reason TEXT NOT NULL DEFAULT 'conflict'`,
+		`ALTER TABLE rating_conflict ADD COLUMN copy_rank INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE rating_conflict ADD COLUMN displaced INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE rating_conflict ADD COLUMN prev_join TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE device ADD COLUMN first_key TEXT NOT NULL DEFAULT ''`,
+		`UPDATE device SET first_key = pubkey`,
+	)
+}
 
 // Excluded is the join state of a counted rating kept out of joins,
 // scores and evaluations because of its trust state: it failed
@@ -69,15 +137,16 @@ type TrustEvent struct {
 }
 
 type chainRow struct {
-	id, prev, hash, joinState string
-	signed                    bool
+	id, prev, hash, joinState, trust, reason, disposition string
+	signed                                                bool
+	rank                                                  int
 }
 
 // checkChains checks the links of new records to their neighbours stored
 // before or in this batch, in both directions, so records arriving out of
 // order are checked once both ends are there. rs are the new records,
 // sorted by device, epoch and seq.
-func (s *DB) checkChains(ctx context.Context, tx *sql.Tx, rs []Rating) ([]TrustEvent, error) {
+func (s *DB) checkChains(ctx context.Context, tx *sql.Tx, rs []Rating, holdUnverified bool) ([]TrustEvent, error) {
 	var events []TrustEvent
 	isNew := make(map[string]bool, len(rs))
 	for _, r := range rs {
@@ -112,7 +181,14 @@ func (s *DB) checkChains(ctx context.Context, tx *sql.Tx, rs []Rating) ([]TrustE
 				}
 			}
 			n, ok := near[r.Seq+1]
-			if !ok || isNew[n.id] || !(n.signed || n.prev != "") || n.prev == r.ChainHash() {
+			if !ok || isNew[n.id] || !(n.signed || n.prev != "") {
+				continue
+			}
+			if n.prev == r.ChainHash() {
+				// A copy that broke the link was replaced: the link holds.
+				if err := s.unflagChain(ctx, tx, n, holdUnverified); err != nil {
+					return nil, err
+				}
 				continue
 			}
 			ev, err := s.flag(ctx, tx, ReasonChainBreak, n.id)
@@ -138,7 +214,8 @@ func (s *DB) neighbours(ctx context.Context, tx *sql.Tx, group []Rating) (map[ui
 	out := map[uint64]chainRow{}
 	dev, epoch := group[0].Device, group[0].Epoch
 	for chunk := range slices.Chunk(seqs, 400) {
-		q := `SELECT id, seq, prev, chain_hash, signed, join_state FROM rating WHERE device = ? AND epoch = ? AND seq IN (` +
+		q := `SELECT id, seq, prev, chain_hash, signed, join_state, trust, trust_reason, disposition, copy_rank
+			FROM rating WHERE device = ? AND epoch = ? AND seq IN (` +
 			strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",") + `)`
 		rows, err := tx.QueryContext(ctx, s.d.q(q), append([]any{dev, epoch}, chunk...)...)
 		if err != nil {
@@ -148,7 +225,7 @@ func (s *DB) neighbours(ctx context.Context, tx *sql.Tx, group []Rating) (map[ui
 			var c chainRow
 			var seq int64
 			var signed int
-			if err := rows.Scan(&c.id, &seq, &c.prev, &c.hash, &signed, &c.joinState); err != nil {
+			if err := rows.Scan(&c.id, &seq, &c.prev, &c.hash, &signed, &c.joinState, &c.trust, &c.reason, &c.disposition, &c.rank); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("chain of %s/%s: %w", dev, epoch, err)
 			}
@@ -182,51 +259,179 @@ func (s *DB) flag(ctx context.Context, tx *sql.Tx, reason, id string) (string, e
 	return join, nil
 }
 
-// checkConflicts compares records delivered again with the stored copy
-// of the same id: a copy with other content is kept aside and the stored
-// record flagged. dups are the batch's records that were not new.
-func (s *DB) checkConflicts(ctx context.Context, tx *sql.Tx, dups []Rating, nowMS int64) ([]TrustEvent, error) {
+// unflagChain lifts the chain break of a stored record whose link to its
+// predecessor holds again. It stays flagged for any other reason.
+func (s *DB) unflagChain(ctx context.Context, tx *sql.Tx, n chainRow, holdUnverified bool) error {
+	reasons := strings.Split(n.reason, ",")
+	if !slices.Contains(reasons, ReasonChainBreak) {
+		return nil
+	}
+	reasons = slices.DeleteFunc(reasons, func(r string) bool { return r == ReasonChainBreak || r == "" })
+	trust := TrustFlagged
+	switch {
+	case slices.ContainsFunc(reasons, func(r string) bool {
+		return r == ReasonConflict || r == "bad_signature" || r == "unsigned" || r == "wrong_counter"
+	}):
+	case n.rank == RankVerified && len(reasons) == 0:
+		trust = TrustVerified
+	default:
+		trust = TrustUnverified
+	}
+	join := n.joinState
+	if join == Excluded && (trust == TrustVerified || trust == TrustUnverified && !holdUnverified) {
+		join = Waiting
+	}
+	_, err := tx.ExecContext(ctx, s.d.q(`UPDATE rating SET trust = ?, trust_reason = ?, verified = ?, join_state = ? WHERE id = ?`),
+		trust, strings.Join(reasons, ","), boolInt(trust == TrustVerified), join, n.id)
+	if err != nil {
+		return fmt.Errorf("lift chain break of %s: %w", n.id, err)
+	}
+	return nil
+}
+
+// storedCopy is what the store holds of a record, to compare a copy with.
+type storedCopy struct {
+	hash, trust, reason, join, raw string
+	rank                           int
+	storedMS                       int64
+}
+
+// resolveCopies compares each copy of a stored id that arrived again with
+// the stored copy. The same content is a duplicate. Other content is kept
+// aside as evidence, flagged, unless it ranks higher than the stored copy:
+// then it takes the stored copy's place (a verified record always wins)
+// and the stored copy becomes the evidence. Copies of equal rank cannot be
+// told apart: the stored one is flagged conflict too.
+func (s *DB) resolveCopies(ctx context.Context, tx *sql.Tx, dups []Rating, nowMS int64) ([]TrustEvent, []Rating, error) {
 	var events []TrustEvent
-	for chunk := range slices.Chunk(dups, 400) {
-		args := make([]any, len(chunk))
-		for i, r := range chunk {
-			args[i] = r.ID
-		}
-		rows, err := tx.QueryContext(ctx, s.d.q(`SELECT id, chain_hash FROM rating WHERE id IN (`+
-			strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")+`)`), args...)
+	var replaced []Rating
+	for _, r := range dups {
+		var c storedCopy
+		err := tx.QueryRowContext(ctx, s.d.q(`SELECT chain_hash, trust, trust_reason, join_state, raw, copy_rank, stored_ms
+			FROM rating WHERE id = ?`), r.ID).Scan(&c.hash, &c.trust, &c.reason, &c.join, &c.raw, &c.rank, &c.storedMS)
 		if err != nil {
-			return nil, fmt.Errorf("compare copies: %w", err)
+			return nil, nil, fmt.Errorf("compare copies of %s: %w", r.ID, err)
 		}
-		stored := map[string]string{}
-		for rows.Next() {
-			var id, hash string
-			if err := rows.Scan(&id, &hash); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("compare copies: %w", err)
-			}
-			stored[id] = hash
+		if c.hash == "" || c.hash == r.ChainHash() {
+			continue
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("compare copies: %w", err)
+		if r.rank() > c.rank {
+			if err := s.replace(ctx, tx, r, c, nowMS); err != nil {
+				return nil, nil, err
+			}
+			// Replaced within this batch: the new copy is what was stored.
+			for i := range replaced {
+				if replaced[i].ID == r.ID {
+					replaced = slices.Delete(replaced, i, i+1)
+					break
+				}
+			}
+			replaced = append(replaced, r)
+			events = append(events, TrustEvent{ReasonReplaced, r.ID, r.Device, r.Epoch, r.Seq, c.join})
+			continue
 		}
-		for _, r := range chunk {
-			h, ok := stored[r.ID]
-			if !ok || h == "" || h == r.ChainHash() {
-				continue
+		reason := joinReasons(r.TrustReason, ReasonConflict)
+		if err := s.keepCopy(ctx, tx, r.ID, string(r.Raw), nowMS, reason, r.rank(), false, ""); err != nil {
+			return nil, nil, err
+		}
+		join := c.join
+		if r.rank() == c.rank {
+			if join, err = s.flag(ctx, tx, ReasonConflict, r.ID); err != nil {
+				return nil, nil, err
 			}
-			if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO rating_conflict (rating_id, raw, received_ms) VALUES (?, ?, ?)`),
-				r.ID, string(r.Raw), nowMS); err != nil {
-				return nil, fmt.Errorf("keep conflicting copy of %s: %w", r.ID, err)
-			}
-			join, err := s.flag(ctx, tx, ReasonConflict, r.ID)
-			if err != nil {
-				return nil, err
-			}
-			events = append(events, TrustEvent{ReasonConflict, r.ID, r.Device, r.Epoch, r.Seq, join})
+		}
+		events = append(events, TrustEvent{ReasonConflict, r.ID, r.Device, r.Epoch, r.Seq, join})
+	}
+	return events, replaced, nil
+}
+
+func joinReasons(a, b string) string {
+	if a == "" {
+		return b
+	}
+	if slices.Contains(strings.Split(a, ","), b) {
+		return a
+	}
+	return a + "," + b
+}
+
+// keepCopy keeps a copy of a record as evidence in rating_conflict.
+func (s *DB) keepCopy(ctx context.Context, tx *sql.Tx, id, raw string, atMS int64, reason string, rank int, displaced bool, prevJoin string) error {
+	_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO rating_conflict (rating_id, raw, received_ms, trust, trust_reason, copy_rank, displaced, prev_join)
+		VALUES (?, ?, ?, 'flagged', ?, ?, ?, ?)`), id, raw, atMS, reason, rank, boolInt(displaced), prevJoin)
+	if err != nil {
+		return fmt.Errorf("keep conflicting copy of %s: %w", id, err)
+	}
+	return nil
+}
+
+// replace puts r in the place of the stored copy c of its id. The
+// evaluation made from c is withdrawn if it has not left yet, and r joins
+// afresh; if it has left, r is held for the duty manager (Correction). A
+// follow-up opened for c is reopened for r if r is a bad rating too,
+// withdrawn if its alert was not sent, and else closed with a note.
+func (s *DB) replace(ctx context.Context, tx *sql.Tx, r Rating, c storedCopy, nowMS int64) error {
+	if err := s.keepCopy(ctx, tx, r.ID, c.raw, c.storedMS, joinReasons(c.reason, ReasonConflict), c.rank, true, c.join); err != nil {
+		return err
+	}
+	join := r.joinState()
+	if c.join == Joined {
+		res, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM esup_evaluation WHERE rating_id = ? AND lease_until <= ?
+			AND (state IN ('pending', 'held') OR (state = 'table' AND taken_at IS NULL))`), r.ID, nowMS)
+		if err != nil {
+			return fmt.Errorf("withdraw evaluation of %s: %w", r.ID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("withdraw evaluation of %s: %w", r.ID, err)
+		} else if n == 0 {
+			join = Correction
 		}
 	}
-	return events, nil
+	cols := strings.Split(ratingCols, ",")
+	var set strings.Builder
+	for i, col := range cols {
+		if i == 0 {
+			continue // id
+		}
+		if i > 1 {
+			set.WriteString(", ")
+		}
+		set.WriteString(strings.TrimSpace(col) + " = ?")
+	}
+	args := r.columns()[1:]
+	for i, col := range cols {
+		if strings.TrimSpace(col) == "join_state" {
+			args[i-1] = join
+		}
+	}
+	_, err := tx.ExecContext(ctx, s.d.q(`UPDATE rating SET `+set.String()+`, case_no = '', join_mark = 0 WHERE id = ?`),
+		append(args, r.ID)...)
+	if err != nil {
+		return fmt.Errorf("replace %s: %w", r.ID, err)
+	}
+	if f := r.Followup; f != nil {
+		_, err = tx.ExecContext(ctx, s.d.q(`INSERT INTO followup (rating_id, hall, counter, ticket, project_no, staff,
+				satisfaction, pressed_at, due, created_ms, alert)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (rating_id) DO UPDATE SET hall = excluded.hall, counter = excluded.counter, ticket = excluded.ticket,
+				project_no = excluded.project_no, staff = excluded.staff, satisfaction = excluded.satisfaction,
+				pressed_at = excluded.pressed_at, due = excluded.due, alert = excluded.alert,
+				closed_ms = NULL, note = '', alert_sent_ms = NULL`),
+			r.ID, f.Hall, f.Counter, f.Ticket, f.ProjectNo, f.Staff, f.Satisfaction, f.PressedAt, f.Due, f.CreatedMS, string(f.Alert))
+		if err != nil {
+			return fmt.Errorf("open follow-up of %s: %w", r.ID, err)
+		}
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM followup WHERE rating_id = ? AND alert_sent_ms IS NULL AND closed_ms IS NULL`), r.ID); err != nil {
+		return fmt.Errorf("withdraw follow-up of %s: %w", r.ID, err)
+	}
+	_, err = tx.ExecContext(ctx, s.d.q(`UPDATE followup SET closed_ms = ?, note = ? WHERE rating_id = ? AND closed_ms IS NULL`),
+		nowMS, "closed: opened for a copy that failed verification; the verified record replaced it", r.ID)
+	if err != nil {
+		return fmt.Errorf("close follow-up of %s: %w", r.ID, err)
+	}
+	return nil
 }
 
 // DeviceKey is one device of the hall's inventory as the store keeps it.
@@ -340,11 +545,21 @@ type Conflict struct {
 	RatingID   string `json:"ratingId"`
 	Raw        string `json:"raw"`
 	ReceivedMS int64  `json:"received_ms"`
+	// Trust is always flagged; TrustReason says why (its own checks'
+	// reasons and conflict).
+	Trust       string `json:"trust"`
+	TrustReason string `json:"trust_reason"`
+	// Displaced: it was the stored rating until a higher ranked copy
+	// arrived; PrevJoin is the join state it had then ("joined": its
+	// evaluation was made).
+	Displaced bool   `json:"displaced"`
+	PrevJoin  string `json:"prev_join,omitempty"`
 }
 
 // Conflicts lists the conflicting copies, newest first.
 func (s *DB) Conflicts(ctx context.Context, n int) ([]Conflict, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT rating_id, raw, received_ms FROM rating_conflict ORDER BY id DESC LIMIT ?`), limit(n))
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT rating_id, raw, received_ms, trust, trust_reason, displaced, prev_join
+		FROM rating_conflict ORDER BY id DESC LIMIT ?`), limit(n))
 	if err != nil {
 		return nil, fmt.Errorf("store: conflicts: %w", err)
 	}
@@ -352,9 +567,11 @@ func (s *DB) Conflicts(ctx context.Context, n int) ([]Conflict, error) {
 	var out []Conflict
 	for rows.Next() {
 		var c Conflict
-		if err := rows.Scan(&c.RatingID, &c.Raw, &c.ReceivedMS); err != nil {
+		var displaced int
+		if err := rows.Scan(&c.RatingID, &c.Raw, &c.ReceivedMS, &c.Trust, &c.TrustReason, &displaced, &c.PrevJoin); err != nil {
 			return nil, fmt.Errorf("store: conflicts: %w", err)
 		}
+		c.Displaced = displaced == 1
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
@@ -364,43 +581,51 @@ func (s *DB) Conflicts(ctx context.Context, n int) ([]Conflict, error) {
 }
 
 // checkTrust runs the checks that need other records, on a batch just
-// inserted: rs is the whole batch (sorted, one per id), news those that
-// were new. It updates the verification state of the new records it flags.
-func (s *DB) checkTrust(ctx context.Context, tx *sql.Tx, rs, news []Rating, isNew map[string]bool) ([]TrustEvent, error) {
-	events, err := s.checkChains(ctx, tx, news)
-	if err != nil {
-		return nil, err
-	}
+// inserted: rs are the batch's best copies (sorted, one per id), extra the
+// other copies of the same ids, news those that were new. It first settles
+// which copy of each id is stored, then checks the chains of the records
+// new or replaced, and updates the state of the new records it flags.
+func (s *DB) checkTrust(ctx context.Context, tx *sql.Tx, b Batch, rs, extra, news []Rating, isNew map[string]bool) ([]TrustEvent, []Rating, error) {
 	var dups []Rating
 	for _, r := range rs {
 		if !isNew[r.ID] {
 			dups = append(dups, r)
 		}
 	}
+	dups = append(dups, extra...)
+	var events []TrustEvent
+	var replaced []Rating
 	if len(dups) > 0 {
-		var nowMS int64
+		nowMS := dups[0].StoredMS
 		if len(news) > 0 {
 			nowMS = news[0].StoredMS
-		} else {
-			nowMS = dups[0].StoredMS
 		}
-		ev, err := s.checkConflicts(ctx, tx, dups, nowMS)
-		if err != nil {
-			return nil, err
-		}
-		events = append(events, ev...)
-	}
-	for _, e := range events {
-		for i := range news {
-			if news[i].ID != e.ID {
-				continue
-			}
-			r := &news[i]
-			r.Trust, r.Verified, r.Hold = TrustFlagged, false, true
-			if !slices.Contains(strings.Split(r.TrustReason, ","), e.Kind) {
-				r.TrustReason = strings.TrimPrefix(r.TrustReason+","+e.Kind, ",")
-			}
+		var err error
+		if events, replaced, err = s.resolveCopies(ctx, tx, dups, nowMS); err != nil {
+			return nil, nil, err
 		}
 	}
-	return events, nil
+	changed := append(slices.Clone(news), replaced...)
+	slices.SortFunc(changed, func(x, y Rating) int {
+		return cmp.Or(cmp.Compare(x.Device, y.Device), cmp.Compare(x.Epoch, y.Epoch), cmp.Compare(x.Seq, y.Seq))
+	})
+	chain, err := s.checkChains(ctx, tx, changed, b.HoldUnverified)
+	if err != nil {
+		return nil, nil, err
+	}
+	events = append(events, chain...)
+	for _, e := range chain {
+		for _, list := range [][]Rating{news, replaced} {
+			for i := range list {
+				if list[i].ID != e.ID {
+					continue
+				}
+				r := &list[i]
+				// A flagged rating opens no follow-up.
+				r.Trust, r.Verified, r.Hold, r.Followup = TrustFlagged, false, true, nil
+				r.TrustReason = joinReasons(r.TrustReason, e.Kind)
+			}
+		}
+	}
+	return events, replaced, nil
 }
