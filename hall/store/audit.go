@@ -54,6 +54,9 @@ type Audit struct {
 	// first; ParkedTotal how many are kept.
 	Parked      []Parked `json:"parked"`
 	ParkedTotal int64    `json:"parked_total"`
+	// Conflicts are the newest copies kept as evidence: copies of a stored
+	// id with other content that lost to it, or that it replaced.
+	Conflicts []Conflict `json:"conflicts"`
 }
 
 // AuditParked bounds the parked messages the audit lists.
@@ -137,6 +140,12 @@ func (s *DB) Audit(ctx context.Context) (Audit, error) {
 	}
 	if a.Parked, a.ParkedTotal, err = s.ParkedMessages(ctx, AuditParked); err != nil {
 		return a, err
+	}
+	if a.Conflicts, err = s.Conflicts(ctx, 100); err != nil {
+		return a, err
+	}
+	if a.Conflicts == nil {
+		a.Conflicts = []Conflict{}
 	}
 	return a, nil
 }
