@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/hallrate/hallrate/hall/store"
-	"github.com/hallrate/hallrate/record"
 )
 
 // DefaultPoints returns the score points of levels 1 to 5 (非常不满意 ...
@@ -71,8 +70,8 @@ func Month(month string, loc *time.Location) (time.Time, time.Time, error) {
 	return t, t.AddDate(0, 1, 0), nil
 }
 
-// Make aggregates a month's rows.
-func Make(month, hall string, rows []store.ReportRow, points [5]float64) Report {
+// Make aggregates a month's figures ([store.DB.Figures]).
+func Make(month, hall string, rows []store.FigureRow, points [5]float64) Report {
 	r := Report{Month: month, Hall: hall, Total: Row{Key: "total"}, Points: points}
 	staff, counters := map[string]*Row{}, map[string]*Row{}
 	get := func(m map[string]*Row, k string) *Row {
@@ -95,21 +94,22 @@ func Make(month, hall string, rows []store.ReportRow, points [5]float64) Report 
 	return r
 }
 
-func add(row *Row, x store.ReportRow) {
-	switch {
-	case x.Trust == store.TrustFlagged:
-		row.FailedVerification++
-	case x.JoinState == store.Excluded:
-		row.Unverified++
-	case x.Disposition != string(record.Counted):
-		row.Flagged++
-	case x.JoinState == store.Unmatched:
-		row.Unmatched++
-	case x.JoinState == store.DuplicateCase:
-		row.Duplicate++
-	case x.Satisfaction >= 1 && x.Satisfaction <= 5:
-		row.Levels[x.Satisfaction-1]++
-		row.Rated++
+// add counts x into row by its class: the store decides what counts.
+func add(row *Row, x store.FigureRow) {
+	switch x.Class {
+	case store.ClassFailedVerification:
+		row.FailedVerification += x.N
+	case store.ClassUnverified:
+		row.Unverified += x.N
+	case store.ClassNotCounted:
+		row.Flagged += x.N
+	case store.ClassUnmatched:
+		row.Unmatched += x.N
+	case store.ClassDuplicateCase:
+		row.Duplicate += x.N
+	case store.ClassRated:
+		row.Levels[x.Satisfaction-1] += x.N
+		row.Rated += x.N
 	}
 }
 

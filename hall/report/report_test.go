@@ -9,13 +9,13 @@ import (
 )
 
 func TestMake(t *testing.T) {
-	c := func(counter, staff string, sat int, join string) store.ReportRow {
-		return store.ReportRow{Counter: counter, Staff: staff, Satisfaction: sat, Disposition: "counted", JoinState: join}
+	c := func(counter, staff string, sat int, class string) store.FigureRow {
+		return store.FigureRow{Counter: counter, Staff: staff, Satisfaction: sat, Class: class, N: 1}
 	}
-	rows := []store.ReportRow{
-		c("W01", "S1", 5, store.Joined), c("W01", "S1", 4, store.Joined), c("W01", "S1", 1, store.Waiting),
-		c("W02", "S2", 3, store.Joined), c("W02", "S2", 5, store.Unmatched), c("W02", "S2", 5, store.DuplicateCase),
-		{Counter: "W02", Staff: "S2", Satisfaction: 1, Disposition: "late"},
+	rows := []store.FigureRow{
+		c("W01", "S1", 5, store.ClassRated), c("W01", "S1", 4, store.ClassRated), c("W01", "S1", 1, store.ClassRated),
+		c("W02", "S2", 3, store.ClassRated), c("W02", "S2", 5, store.ClassUnmatched), c("W02", "S2", 5, store.ClassDuplicateCase),
+		c("W02", "S2", 1, store.ClassNotCounted),
 	}
 	r := Make("2026-11", "h1", rows, DefaultPoints())
 	if r.ByStaff[0].Key != "S2" || r.ByStaff[0].NotSatisfiedRate != 1 || r.ByStaff[0].Unmatched != 1 ||
@@ -39,10 +39,9 @@ func TestMake(t *testing.T) {
 }
 
 func TestCSVCellsAreNotFormulas(t *testing.T) {
-	rows := []store.ReportRow{}
+	rows := []store.FigureRow{}
 	for i, staff := range []string{`=HYPERLINK("http://x.example","y")`, "@SUM(A1:A9)", "+1", "-1", "\tx", "\rx", "S017", "张三"} {
-		rows = append(rows, store.ReportRow{Counter: "W01", Staff: staff, Satisfaction: 1 + i%5, Disposition: "counted",
-			JoinState: store.Joined})
+		rows = append(rows, store.FigureRow{Counter: "W01", Staff: staff, Satisfaction: 1 + i%5, Class: store.ClassRated, N: 1})
 	}
 	var b strings.Builder
 	if err := Make("2026-11", "h1", rows, DefaultPoints()).WriteCSV(&b); err != nil {

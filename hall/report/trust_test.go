@@ -9,11 +9,10 @@ import (
 // Records that failed verification, and counted ratings held back as
 // unverified, are counted apart and never in the levels or the rates.
 func TestMakeCountsVerificationApart(t *testing.T) {
-	rows := []store.ReportRow{
-		{Counter: "W01", Staff: "S1", Satisfaction: 5, Disposition: "counted", JoinState: store.Joined, Trust: store.TrustVerified},
-		{Counter: "W01", Staff: "S1", Satisfaction: 1, Disposition: "counted", JoinState: store.Excluded, Trust: store.TrustFlagged},
-		{Counter: "W01", Staff: "S1", Satisfaction: 1, Disposition: "late", Trust: store.TrustFlagged},
-		{Counter: "W01", Staff: "S1", Satisfaction: 2, Disposition: "counted", JoinState: store.Excluded, Trust: store.TrustUnverified},
+	rows := []store.FigureRow{
+		{Counter: "W01", Staff: "S1", Satisfaction: 5, Class: store.ClassRated, N: 1},
+		{Counter: "W01", Staff: "S1", Satisfaction: 1, Class: store.ClassFailedVerification, N: 2},
+		{Counter: "W01", Staff: "S1", Satisfaction: 2, Class: store.ClassUnverified, N: 1},
 	}
 	r := Make("2026-11", "h1", rows, DefaultPoints())
 	if r.Total.Rated != 1 || r.Total.Levels != [5]int64{0, 0, 0, 0, 1} || r.Total.FailedVerification != 2 ||

@@ -176,42 +176,6 @@ func (s *DB) gaps(ctx context.Context, device, epoch string) (Ranges, error) {
 	return gaps, nil
 }
 
-// ReportRow is one rating as a monthly report counts it.
-type ReportRow struct {
-	Counter      string
-	Staff        string
-	Satisfaction int
-	Disposition  string
-	JoinState    string
-	// Trust is the record's verification state.
-	Trust string
-}
-
-// ReportRows returns the ratings pressed in [fromMS, toMS), with the staff
-// of their case when they have one and of their ticket otherwise.
-func (s *DB) ReportRows(ctx context.Context, fromMS, toMS int64) ([]ReportRow, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT r.counter, COALESCE(NULLIF(c.staff, ''), r.staff), r.satisfaction,
-			r.disposition, r.join_state, r.trust
-		FROM rating r LEFT JOIN hcase c ON c.project_no = r.case_no AND r.case_no <> ''
-		WHERE r.pressed_ms >= ? AND r.pressed_ms < ?`), fromMS, toMS)
-	if err != nil {
-		return nil, fmt.Errorf("store: report rows: %w", err)
-	}
-	defer rows.Close()
-	var out []ReportRow
-	for rows.Next() {
-		var r ReportRow
-		if err := rows.Scan(&r.Counter, &r.Staff, &r.Satisfaction, &r.Disposition, &r.JoinState, &r.Trust); err != nil {
-			return nil, fmt.Errorf("store: report rows: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: report rows: %w", err)
-	}
-	return out, nil
-}
-
 // TakeEvaluations marks table rows taken, as the e-supervision side does
 // with UPDATE esup_evaluation SET taken_at = ... It is for tests and tools.
 func (s *DB) TakeEvaluations(ctx context.Context, takenAt string) (int64, error) {

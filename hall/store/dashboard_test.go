@@ -19,31 +19,27 @@ func TestDashboardQueries(t *testing.T) {
 		if _, err := db.SaveBatch(ctx, store.Batch{Ratings: []store.Rating{r1, r2, r3, other}}); err != nil {
 			t.Fatal(err)
 		}
-		counts, err := db.LevelCounts(ctx, "h1", 0, r3.PressedMS+1)
+		fig, err := db.Figures(ctx, store.FigureQuery{Hall: "h1", FromMS: 0, ToMS: r3.PressedMS + 1, Last: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		var n, unsynced, unverified int64
-		for _, c := range counts {
+		for _, c := range fig.Rows {
 			n += c.N
 			unsynced += c.Unsynced
 			unverified += c.Unverified
-			if c.Staff != "S1" || c.Day != "2026-11-24" || c.Disposition != "counted" || c.JoinState != store.Waiting {
-				t.Errorf("count %+v", c)
+			if c.Counter == "W05" && (c.Staff != "S1" || c.Day != "2026-11-24" || c.Class != store.ClassRated) {
+				t.Errorf("row %+v", c)
 			}
 		}
-		if len(counts) != 4 || n != 4 || unsynced != 1 || unverified != 1 {
-			t.Fatalf("counts %+v", counts)
+		if len(fig.Rows) != 4 || n != 4 || unsynced != 1 || unverified != 1 {
+			t.Fatalf("rows %+v", fig.Rows)
 		}
-		if c, err := db.LevelCounts(ctx, "h2", 0, r3.PressedMS+1); err != nil || len(c) != 0 {
-			t.Fatalf("other hall: %v %v", c, err)
+		if f, err := db.Figures(ctx, store.FigureQuery{Hall: "h2", FromMS: 0, ToMS: r3.PressedMS + 1}); err != nil || len(f.Rows) != 0 {
+			t.Fatalf("other hall: %v %v", f.Rows, err)
 		}
-		latest, err := db.LatestRatings(ctx, "h1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(latest) != 2 || latest[0].ID != r3.ID || latest[0].ClockSynced || latest[0].Verified || latest[1].Counter != "W06" {
-			t.Fatalf("latest %+v", latest)
+		if l := fig.Last["W05"]; l.ID != r3.ID || l.ClockSynced || l.Verified || fig.Last["W06"].ID != other.ID || len(fig.LastPress) != 0 {
+			t.Fatalf("last %+v, last press %+v", fig.Last, fig.LastPress)
 		}
 		un, err := db.UnverifiedRatings(ctx, "h1", 10)
 		if err != nil || len(un) != 1 || un[0].ID != r3.ID {

@@ -226,7 +226,7 @@ type Store interface {
 	CloseFollowup(ctx context.Context, id int64, note string, nowMS int64) (Followup, error)
 	ClaimAlerts(ctx context.Context, nowMS int64, n int) ([]Followup, error)
 	ReleaseAlert(ctx context.Context, id int64) error
-	ReportRows(ctx context.Context, fromMS, toMS int64) ([]ReportRow, error)
+	Figures(ctx context.Context, q FigureQuery) (Figures, error)
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -230,7 +230,9 @@ func TestHallViewTilesAndJSON(t *testing.T) {
 		w1.Last == nil || w1.Last.Level.Code != 1 || w1.ClockUnsynced {
 		t.Errorf("W01 %+v", w1)
 	}
-	if w2.Online || !w2.Known || w2.Rated != 1 || w2.GoodRate != 0 || w2.Last == nil || w2.Last.Disposition != "late" {
+	// W02's newest press is late: shown as such, never as its rating.
+	if w2.Online || !w2.Known || w2.Rated != 1 || w2.GoodRate != 0 || w2.Last == nil || w2.Last.Disposition != "counted" ||
+		w2.Last.Level.Code != 1 || w2.LastPress == nil || w2.LastPress.Kind != "press_late" {
 		t.Errorf("W02 %+v", w2)
 	}
 	if !w3.ClockUnsynced || w3.Unverified != 1 || w3.Ticket == nil || w3.Ticket.Staff != evilStaff || w3.Ticket.Live {

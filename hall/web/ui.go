@@ -29,8 +29,6 @@ var staticFS embed.FS
 // [store.DB] has it.
 type DashboardStore interface {
 	store.Store
-	LevelCounts(ctx context.Context, hall string, fromMS, toMS int64) ([]store.LevelCount, error)
-	LatestRatings(ctx context.Context, hall string) ([]store.LatestRating, error)
 	UnverifiedRatings(ctx context.Context, hall string, n int) ([]store.LatestRating, error)
 }
 
@@ -46,6 +44,9 @@ type dashboard struct {
 	// gather is how long the event stream collects events before it
 	// renders what changed.
 	gather time.Duration
+	// shared is the load of the hall's data that screens refreshing at
+	// once share.
+	shared shared
 	// done ends the event streams: the server's shutdown waits for
 	// handlers, and a stream would never end by itself.
 	done <-chan struct{}
@@ -135,6 +136,10 @@ type LastView struct {
 	Level       Level  `json:"level"`
 	Disposition string `json:"disposition"`
 	At          string `json:"at"`
+	// Kind, on a press that is not the counter's rating, says why (a key
+	// of the dictionary: press_repeat, press_late, press_no_ticket,
+	// press_held, press_other).
+	Kind string `json:"kind,omitempty"`
 }
 
 // Tile is one counter on the live view.
@@ -147,7 +152,11 @@ type Tile struct {
 	Pending    uint64      `json:"pending"`
 	OutboxFull bool        `json:"outbox_full"`
 	Ticket     *TicketView `json:"ticket"`
-	Last       *LastView   `json:"last"`
+	// Last is the counter's last rated rating; LastPress a newer press
+	// that does not count (a repeat, a late press, one held out by
+	// verification), shown as such.
+	Last      *LastView `json:"last"`
+	LastPress *LastView `json:"last_press,omitempty"`
 	// Today counts today's rated ratings per level, index 0 = level 1.
 	Today    [5]int64 `json:"today"`
 	Rated    int64    `json:"rated"`
@@ -221,38 +230,101 @@ type parkedRow struct {
 	Size                int
 }
 
-// rated reports whether a count is of ratings that count toward the
-// rates, by the report's rules: counted, not unmatched, not a second
-// rating of a case.
-func rated(c store.LevelCount) bool {
-	return c.Disposition == string(record.Counted) && c.JoinState != store.Unmatched &&
-		c.JoinState != store.DuplicateCase && c.Satisfaction >= 1 && c.Satisfaction <= 5
+// hallData is what the live view shows, read from the store once per
+// refresh and shared by every screen open ([shared]). The view is a pure
+// function of it ([buildView]).
+type hallData struct {
+	// Now is the time of the read, in the hall's time zone.
+	Now time.Time
+	// Figures are the month's, with each counter's last rating.
+	Figures    store.Figures
+	Audit      store.Audit
+	Followups  []store.Followup
+	Unmatched  []store.StoredRating
+	Rejected   []store.Evaluation
+	Unverified []store.LatestRating
+	// Tickets are the counters' current tickets as the hub heard them.
+	Tickets map[string]live.CurrentTicket
 }
 
-func (d *dashboard) view(ctx context.Context, lang string) (hallView, error) {
+// load reads the hall's data from the store.
+func (d *dashboard) load(ctx context.Context) (hallData, error) {
 	cfg := d.s.cfg
+	data := hallData{Now: cfg.Now().In(cfg.Location), Tickets: map[string]live.CurrentTicket{}}
+	from, to, err := report.Month(data.Now.Format("2006-01"), cfg.Location)
+	if err != nil {
+		return data, err
+	}
+	if data.Figures, err = d.st.Figures(ctx, store.FigureQuery{Hall: cfg.Hall, FromMS: from.UnixMilli(), ToMS: to.UnixMilli(), Last: true}); err != nil {
+		return data, err
+	}
+	if data.Audit, err = d.st.Audit(ctx); err != nil {
+		return data, err
+	}
+	if data.Followups, err = d.st.Followups(ctx, true, 200); err != nil {
+		return data, err
+	}
+	if data.Unmatched, err = d.st.Ratings(ctx, store.RatingFilter{JoinState: store.Unmatched, Limit: 20}); err != nil {
+		return data, err
+	}
+	if data.Rejected, err = d.st.Evaluations(ctx, store.Rejected, 20); err != nil {
+		return data, err
+	}
+	if data.Unverified, err = d.st.UnverifiedRatings(ctx, cfg.Hall, 20); err != nil {
+		return data, err
+	}
+	// Also the counters heard only through their ticket topic.
+	for _, c := range append(counters(data, cfg.Hall), d.hub.Counters(cfg.Hall)...) {
+		if ct, ok := d.hub.Ticket(cfg.Hall, c); ok {
+			data.Tickets[c] = ct
+		}
+	}
+	return data, nil
+}
+
+// counters are the counters of the hall the data knows of.
+func counters(data hallData, hall string) []string {
+	seen := map[string]bool{}
+	for _, r := range data.Figures.Rows {
+		seen[r.Counter] = true
+	}
+	for c := range data.Figures.Last {
+		seen[c] = true
+	}
+	for c := range data.Figures.LastPress {
+		seen[c] = true
+	}
+	for _, dev := range data.Audit.Devices {
+		if dev.Hall == hall {
+			seen[dev.Counter] = true
+		}
+	}
+	return sortedKeys(seen)
+}
+
+// view reads the hall's data (shared with the other screens refreshing at
+// the same time) and builds the view in lang.
+func (d *dashboard) view(ctx context.Context, lang string) (hallView, error) {
+	data, err := d.shared.do(ctx, d.load)
+	if err != nil {
+		return hallView{}, err
+	}
+	return buildView(data, d.s.cfg.Hall, d.s.cfg.Location, lang), nil
+}
+
+// buildView makes the live view of the data: tiles, charts, rankings,
+// follow-ups and audit. Only ratings of class rated ([store.ClassRated])
+// count toward levels, rates and rankings; a tile's last rating is its
+// last rated one, and a newer press that does not count is shown as what
+// it is.
+func buildView(data hallData, hall string, loc *time.Location, lang string) hallView {
 	t := dicts[lang]
-	now := cfg.Now().In(cfg.Location)
+	now := data.Now.In(loc)
 	today := now.Format(time.DateOnly)
 	month := now.Format("2006-01")
-	v := hallView{Lang: lang, Other: t["lang_param"], T: t, Hall: cfg.Hall, Today: today, Month: month,
+	v := hallView{Lang: lang, Other: t["lang_param"], T: t, Hall: hall, Today: today, Month: month,
 		Generated: now.Format("2006-01-02 15:04:05")}
-	from, to, err := report.Month(month, cfg.Location)
-	if err != nil {
-		return v, err
-	}
-	counts, err := d.st.LevelCounts(ctx, cfg.Hall, from.UnixMilli(), to.UnixMilli())
-	if err != nil {
-		return v, err
-	}
-	latest, err := d.st.LatestRatings(ctx, cfg.Hall)
-	if err != nil {
-		return v, err
-	}
-	audit, err := d.st.Audit(ctx)
-	if err != nil {
-		return v, err
-	}
+	from, to, _ := report.Month(month, loc)
 	tiles := map[string]*Tile{}
 	tile := func(c string) *Tile {
 		if tiles[c] == nil {
@@ -260,8 +332,8 @@ func (d *dashboard) view(ctx context.Context, lang string) (hallView, error) {
 		}
 		return tiles[c]
 	}
-	for _, dev := range audit.Devices {
-		if dev.Hall != cfg.Hall {
+	for _, dev := range data.Audit.Devices {
+		if dev.Hall != hall {
 			continue
 		}
 		tl := tile(dev.Counter)
@@ -278,9 +350,26 @@ func (d *dashboard) view(ctx context.Context, lang string) (hallView, error) {
 			tl.Missing = strings.TrimPrefix(tl.Missing+", "+dev.Device+" "+dev.Missing.String(), ", ")
 		}
 	}
-	for _, r := range latest {
-		tl := tile(r.Counter)
-		tl.Last = &LastView{ID: r.ID, Level: level(r.Satisfaction, t), Disposition: r.Disposition, At: clock(r.PressedAt, cfg.Location)}
+	for c, r := range data.Figures.Last {
+		tile(c).Last = &LastView{ID: r.ID, Level: level(r.Satisfaction, t), Disposition: r.Disposition, At: clock(r.PressedAt, loc)}
+	}
+	for c, r := range data.Figures.LastPress {
+		if last, ok := data.Figures.Last[c]; ok && r.PressedAt < last.PressedAt {
+			continue
+		}
+		tile(c).LastPress = &LastView{ID: r.ID, Level: level(r.Satisfaction, t), Disposition: r.Disposition,
+			At: clock(r.PressedAt, loc), Kind: pressKind(r)}
+	}
+	// The clock warning and the ticket come from the counter's newest
+	// record, counted or not.
+	for _, c := range sortedKeys(tiles) {
+		r, ok := data.Figures.LastPress[c]
+		if !ok {
+			if r, ok = data.Figures.Last[c]; !ok {
+				continue
+			}
+		}
+		tl := tiles[c]
 		tl.ClockUnsynced = !r.ClockSynced
 		if r.Ticket != "" {
 			src := r.TicketSource
@@ -290,29 +379,19 @@ func (d *dashboard) view(ctx context.Context, lang string) (hallView, error) {
 			tl.Ticket = &TicketView{ID: r.Ticket, State: "", Staff: r.Staff, Source: src}
 		}
 	}
-	for c, tl := range tiles {
-		if ct, ok := d.hub.Ticket(cfg.Hall, c); ok {
-			if ct.State == record.Idle && tl.Ticket != nil && tl.Ticket.Source == record.SourceStaff {
-				// A counter run by the staff key: an idle queue ticket
-				// says nothing about it.
-				continue
-			}
-			tl.Ticket = &TicketView{ID: ct.Ticket.Ticket, State: string(ct.State), Staff: ct.Staff, Item: ct.Item, Live: true,
-				ProjectNo: ct.ProjectNo, Source: record.SourceQueue, Via: ct.Via,
-				ChangedAt: ct.Received.In(cfg.Location).Format(time.RFC3339)}
-			if ct.State == record.Idle {
-				tl.Ticket.ID, tl.Ticket.Staff = "", ""
-			}
+	for _, c := range sortedKeys(data.Tickets) {
+		ct := data.Tickets[c]
+		tl := tile(c)
+		if ct.State == record.Idle && tl.Ticket != nil && tl.Ticket.Source == record.SourceStaff {
+			// A counter run by the staff key: an idle queue ticket says
+			// nothing about it.
+			continue
 		}
-	}
-	for _, c := range d.hub.Counters(cfg.Hall) {
-		// A counter heard only through its ticket topic.
-		if tiles[c] == nil {
-			ct, _ := d.hub.Ticket(cfg.Hall, c)
-			tl := tile(c)
-			tl.Ticket = &TicketView{ID: ct.Ticket.Ticket, State: string(ct.State), Staff: ct.Staff, Item: ct.Item, Live: true,
-				ProjectNo: ct.ProjectNo, Source: record.SourceQueue, Via: ct.Via,
-				ChangedAt: ct.Received.In(cfg.Location).Format(time.RFC3339)}
+		tl.Ticket = &TicketView{ID: ct.Ticket.Ticket, State: string(ct.State), Staff: ct.Staff, Item: ct.Item, Live: true,
+			ProjectNo: ct.ProjectNo, Source: record.SourceQueue, Via: ct.Via,
+			ChangedAt: ct.Received.In(loc).Format(time.RFC3339)}
+		if ct.State == record.Idle {
+			tl.Ticket.ID, tl.Ticket.Staff = "", ""
 		}
 	}
 	type agg struct{ counter, staff map[string][5]int64 }
@@ -320,21 +399,21 @@ func (d *dashboard) view(ctx context.Context, lang string) (hallView, error) {
 	monthAgg := agg{map[string][5]int64{}, map[string][5]int64{}}
 	days := to.AddDate(0, 0, -1).Day()
 	dayLevels := make([][5]int64, days)
-	for _, c := range counts {
+	for _, c := range data.Figures.Rows {
 		staff := c.Staff
 		if staff == "" {
 			staff = "-"
 		}
 		if c.Day == today {
-			tl := tile(c.Counter)
-			tl.Unverified += c.Unverified
+			tile(c.Counter).Unverified += c.Unverified
 		}
-		if !rated(c) {
-			if c.Disposition != string(record.Counted) {
-				v.Audit.Flagged += c.N
-			} else if c.JoinState == store.DuplicateCase {
-				v.Audit.Duplicate += c.N
-			}
+		switch c.Class {
+		case store.ClassNotCounted:
+			v.Audit.Flagged += c.N
+		case store.ClassDuplicateCase:
+			v.Audit.Duplicate += c.N
+		}
+		if !c.Rated() {
 			continue
 		}
 		i := c.Satisfaction - 1
@@ -353,7 +432,7 @@ func (d *dashboard) view(ctx context.Context, lang string) (hallView, error) {
 			l[i] += c.N
 			a.m[a.key] = l
 		}
-		if day, err := time.ParseInLocation(time.DateOnly, c.Day, cfg.Location); err == nil && day.Month() == from.Month() {
+		if day, err := time.ParseInLocation(time.DateOnly, c.Day, loc); err == nil && day.Month() == from.Month() {
 			dayLevels[day.Day()-1][i] += c.N
 		}
 	}
@@ -390,24 +469,28 @@ func (d *dashboard) view(ctx context.Context, lang string) (hallView, error) {
 	v.Trend = trend(rates, dayCounts, t)
 	v.Ranking = ranking(monthAgg.counter)
 	v.StaffRanking = ranking(monthAgg.staff)
-	if v.Followups, err = d.followups(ctx, t, now); err != nil {
-		return v, err
-	}
-	if v.Audit, err = d.audit(ctx, v.Audit, audit); err != nil {
-		return v, err
-	}
-	return v, nil
+	v.Followups = followupRows(data.Followups, hall, t, now)
+	v.Audit = auditRows(v.Audit, data, hall, loc)
+	return v
 }
 
-func (d *dashboard) followups(ctx context.Context, t dict, now time.Time) ([]FollowupRow, error) {
-	fs, err := d.st.Followups(ctx, true, 200)
-	if err != nil {
-		return nil, err
+// pressKind names, as a key of the dictionary, why a press is not the
+// counter's rating.
+func pressKind(r store.LatestRating) string {
+	switch {
+	case r.Trust == store.TrustFlagged || r.JoinState == store.Excluded:
+		return "press_held"
+	case r.Disposition != string(record.Counted):
+		return "press_" + r.Disposition
 	}
+	return "press_other"
+}
+
+func followupRows(fs []store.Followup, hall string, t dict, now time.Time) []FollowupRow {
 	today, _ := time.ParseInLocation(time.DateOnly, now.Format(time.DateOnly), now.Location())
 	out := []FollowupRow{}
 	for _, f := range fs {
-		if f.Hall != d.s.cfg.Hall {
+		if f.Hall != hall {
 			continue
 		}
 		row := FollowupRow{Followup: f, Level: level(f.Satisfaction, t)}
@@ -420,38 +503,30 @@ func (d *dashboard) followups(ctx context.Context, t dict, now time.Time) ([]Fol
 	}
 	// Most urgent first.
 	slices.SortStableFunc(out, func(a, b FollowupRow) int { return strings.Compare(a.Due, b.Due) })
-	return out, nil
+	return out
 }
 
-func (d *dashboard) audit(ctx context.Context, v auditView, a store.Audit) (auditView, error) {
+func auditRows(v auditView, data hallData, hall string, loc *time.Location) auditView {
+	a := data.Audit
 	for _, st := range a.Streams {
 		if len(st.Gaps) > 0 {
 			v.Gaps = append(v.Gaps, fmt.Sprintf("%s %s: %s (%d)", st.Device, st.Epoch, st.Gaps, st.Gaps.Count()))
 		}
 	}
 	for _, dev := range a.Devices {
-		if dev.Hall == d.s.cfg.Hall && len(dev.Missing) > 0 {
+		if dev.Hall == hall && len(dev.Missing) > 0 {
 			v.Gaps = append(v.Gaps, fmt.Sprintf("%s %s ≤ %d: %s (%d)", dev.Device, dev.Epoch, dev.LastSeq-dev.Pending, dev.Missing, dev.Missing.Count()))
 		}
 	}
-	var err error
-	if v.Unmatched, err = d.st.Ratings(ctx, store.RatingFilter{JoinState: store.Unmatched, Limit: 20}); err != nil {
-		return v, err
-	}
-	if v.Rejected, err = d.st.Evaluations(ctx, store.Rejected, 20); err != nil {
-		return v, err
-	}
-	if v.Unverified, err = d.st.UnverifiedRatings(ctx, d.s.cfg.Hall, 20); err != nil {
-		return v, err
-	}
+	v.Unmatched, v.Rejected, v.Unverified = data.Unmatched, data.Rejected, data.Unverified
 	v.ParkedTotal = a.ParkedTotal
 	for _, p := range a.Parked[:min(len(a.Parked), 10)] {
 		// The reason quotes what was refused: cut it short, the whole is
 		// in the API.
-		v.Parked = append(v.Parked, parkedRow{Time: time.UnixMilli(p.ReceivedMS).In(d.s.cfg.Location).Format(time.DateTime),
+		v.Parked = append(v.Parked, parkedRow{Time: time.UnixMilli(p.ReceivedMS).In(loc).Format(time.DateTime),
 			Topic: p.Topic, Reason: store.Printable(p.Reason, 160), Size: p.Size})
 	}
-	return v, nil
+	return v
 }
 
 // ranking ranks keys by 不满意率 (levels 1 to 3), worst first; the last
@@ -631,11 +706,12 @@ func (d *dashboard) reportPage(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error(), Field: "month"})
 		return
 	}
-	rep, err := Report(r.Context(), cfg.Store, month, cfg.Hall, cfg.Location, cfg.Points)
+	fig, err := cfg.Store.Figures(r.Context(), store.FigureQuery{Hall: cfg.Hall, FromMS: from.UnixMilli(), ToMS: to.UnixMilli()})
 	if err != nil {
 		d.s.internal(w, r, err)
 		return
 	}
+	rep := report.Make(month, cfg.Hall, fig.Rows, cfg.Points)
 	v := reportView{Lang: lang, Other: t["lang_param"], T: t, Hall: cfg.Hall, Month: month, Report: rep,
 		Prev: from.AddDate(0, -1, 0).Format("2006-01"), Next: to.Format("2006-01"),
 		Generated: now.Format("2006-01-02 15:04:05")}
@@ -664,28 +740,21 @@ func (d *dashboard) reportPage(w http.ResponseWriter, r *http.Request) {
 	}
 	slices.Sort(keys)
 	v.Bars = stackedBars(keys, byCounter, t)
-	if st, ok := cfg.Store.(DashboardStore); ok {
-		counts, err := st.LevelCounts(r.Context(), cfg.Hall, from.UnixMilli(), to.UnixMilli())
-		if err != nil {
-			d.s.internal(w, r, err)
-			return
+	days := to.AddDate(0, 0, -1).Day()
+	dl := make([][5]int64, days)
+	for _, c := range fig.Rows {
+		if day, err := time.ParseInLocation(time.DateOnly, c.Day, cfg.Location); err == nil && c.Rated() && day.Month() == from.Month() {
+			dl[day.Day()-1][c.Satisfaction-1] += c.N
 		}
-		days := to.AddDate(0, 0, -1).Day()
-		dl := make([][5]int64, days)
-		for _, c := range counts {
-			if day, err := time.ParseInLocation(time.DateOnly, c.Day, cfg.Location); err == nil && rated(c) && day.Month() == from.Month() {
-				dl[day.Day()-1][c.Satisfaction-1] += c.N
-			}
-		}
-		rates, n := make([]float64, days), make([]int64, days)
-		for i, l := range dl {
-			n[i], rates[i] = sum(l), -1
-			if n[i] > 0 {
-				rates[i] = float64(l[3]+l[4]) / float64(n[i])
-			}
-		}
-		v.Trend = trend(rates, n, t)
 	}
+	rates, n := make([]float64, days), make([]int64, days)
+	for i, l := range dl {
+		n[i], rates[i] = sum(l), -1
+		if n[i] > 0 {
+			rates[i] = float64(l[3]+l[4]) / float64(n[i])
+		}
+	}
+	v.Trend = trend(rates, n, t)
 	d.render(w, r, "report.html", v)
 }
 

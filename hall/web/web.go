@@ -529,9 +529,9 @@ func Report(ctx context.Context, st store.Store, month, hall string, loc *time.L
 	if err != nil {
 		return report.Report{}, err
 	}
-	rows, err := st.ReportRows(ctx, from.UnixMilli(), to.UnixMilli())
+	fig, err := st.Figures(ctx, store.FigureQuery{Hall: hall, FromMS: from.UnixMilli(), ToMS: to.UnixMilli()})
 	if err != nil {
 		return report.Report{}, err
 	}
-	return report.Make(month, hall, rows, points), nil
+	return report.Make(month, hall, fig.Rows, points), nil
 }
