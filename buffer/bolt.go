@@ -28,6 +28,10 @@ var (
 // ErrLocked is returned by [Open] when another process holds the outbox.
 var ErrLocked = errors.New("outbox is locked by another process (is another agent running?)")
 
+// ErrNotFile is returned by [Open] when buffer.path names a directory or
+// anything else but a regular file.
+var ErrNotFile = errors.New("not a regular file (buffer.path must name the outbox file, not its directory)")
+
 // Options configures [Open].
 type Options struct {
 	// LockTimeout bounds the wait for the file lock; default 2s.
@@ -69,6 +73,11 @@ func Open(path string, opts Options) (*Bolt, error) {
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("open outbox %s: %w", path, err)
+	}
+	// Only a regular file can be a damaged outbox to move aside; anything
+	// else at path (a directory, a device) is a configuration mistake.
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("open outbox %s: %w", path, ErrNotFile)
 	}
 	var b *Bolt
 	var err error

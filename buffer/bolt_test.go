@@ -270,3 +270,20 @@ func BenchmarkFsyncFloor(b *testing.B) {
 	b.ReportMetric(quantile.Micros(quantile.Of(lat, 0.5)), "p50-µs")
 	b.ReportMetric(quantile.Micros(quantile.Of(lat, 0.99)), "p99-µs")
 }
+
+func TestOpenRefusesADirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	if err := os.Mkdir(path, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(path, Options{})
+	if !errors.Is(err, ErrNotFile) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Open of a directory: %v", err)
+	}
+	if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
+		t.Fatalf("the directory was moved: %v", err)
+	}
+	if m, _ := filepath.Glob(path + ".corrupt-*"); len(m) != 0 {
+		t.Fatalf("moved aside: %v", m)
+	}
+}

@@ -298,6 +298,11 @@ func (c *Config) Validate() error {
 	if c.Binding.RatingWindow.Duration <= 0 {
 		return fmt.Errorf("config: binding.rating_window: %s is not positive", c.Binding.RatingWindow)
 	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
 	if err := c.validateButtons(); err != nil {
 		return err
 	}

@@ -90,6 +90,7 @@ func TestErrors(t *testing.T) {
 			"[[buttons]]\nlabel=\"b\"\nsatisfaction=4\npin=\"GPIO5\"\n" +
 			"[[buttons]]\nlabel=\"c\"\nsatisfaction=3\npin=\"GPIO7\"\n", "config: buttons.b.pin: pin \"GPIO5\" is already used by buttons.a.pin"},
 		{"not toml", "[device\n", "config: "},
+		{"unknown log level", minimal + "[log]\nlevel = \"verbose\"\n", "config: log.level: \"verbose\" is not one of debug, info, warn, error"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

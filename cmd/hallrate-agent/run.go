@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"strings"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -17,6 +16,7 @@ import (
 	"github.com/hallrate/hallrate/config"
 	"github.com/hallrate/hallrate/device"
 	"github.com/hallrate/hallrate/devkey"
+	"github.com/hallrate/hallrate/internal/secretfile"
 	"github.com/hallrate/hallrate/reasons"
 	"github.com/hallrate/hallrate/record"
 	"github.com/hallrate/hallrate/sysclock"
@@ -206,11 +206,11 @@ func uplinkConfig(cfg config.Config) (uplink.Config, error) {
 		}
 	}
 	if m.PasswordFile != "" {
-		b, err := os.ReadFile(m.PasswordFile)
+		pw, err := secretfile.Read(m.PasswordFile)
 		if err != nil {
 			return uc, fmt.Errorf("config: mqtt.password_file: %w", err)
 		}
-		uc.Password = strings.TrimRight(string(b), "\r\n")
+		uc.Password = pw
 	}
 	moveCredentials(&uc)
 	scheme, _, _ := strings.Cut(m.Broker, "://")

@@ -30,6 +30,7 @@ import (
 	queue "github.com/hallrate/hallrate/hall/tickets"
 	"github.com/hallrate/hallrate/hall/trust"
 	"github.com/hallrate/hallrate/hall/web"
+	"github.com/hallrate/hallrate/internal/secretfile"
 )
 
 // syncWriter serialises the lines of the goroutines that print.
@@ -251,6 +252,8 @@ func (c *Collector) Run(ctx context.Context) error {
 		brokerURL = b.URL()
 		log.Info("embedded broker listening", "addr", b.Addr())
 	}
+	// The URL is logged; a password written into it must not be.
+	brokerURL, username, password := link.MoveCredentials(brokerURL, cfg.MQTT.Username, password)
 
 	joiner := esup.NewJoiner(esup.JoinConfig{
 		Store: db, Location: loc, AreaCode: cfg.Hall.AreaCode, PF: cfg.ESup.PF,
@@ -273,7 +276,7 @@ func (c *Collector) Run(ctx context.Context) error {
 
 	l := link.New(link.Config{
 		Broker: brokerURL, ClientID: clientID,
-		Username: cfg.MQTT.Username, Password: password,
+		Username: username, Password: password,
 		Filters: append(filters(cfg), ticketFilter(cfg.MQTT.TopicPrefix, cfg.Hall.ID)),
 		Logger:  log,
 		TLS:     tlsConf,
@@ -534,11 +537,11 @@ func readPassword(path string) (string, error) {
 	if path == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(path)
+	pw, err := secretfile.Read(path)
 	if err != nil {
 		return "", fmt.Errorf("config: mqtt.password_file: %w", err)
 	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	return pw, nil
 }
 
 func openExport(path string, log *slog.Logger) (*ingest.JSONL, error) {
@@ -556,11 +559,11 @@ func readToken(path string) (string, error) {
 	if path == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(path)
+	b, err := secretfile.Read(path)
 	if err != nil {
 		return "", fmt.Errorf("config: http.token_file: %w", err)
 	}
-	t := strings.TrimSpace(string(b))
+	t := strings.TrimSpace(b)
 	if t == "" {
 		return "", fmt.Errorf("config: http.token_file: %s is empty", path)
 	}

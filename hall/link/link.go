@@ -239,3 +239,22 @@ func (l *Link) Publish(ctx context.Context, topic string, payload []byte, retain
 		return fmt.Errorf("link: publish %s: %w", topic, ctx.Err())
 	}
 }
+
+// MoveCredentials takes a user name and password written into the broker
+// URL out of it, into the fields paho would have filled from it anyway, so
+// the URL can be logged: the password never is. A user or password given
+// apart wins over the URL's.
+func MoveCredentials(broker, username, password string) (string, string, string) {
+	u, err := url.Parse(broker)
+	if err != nil || u.User == nil {
+		return broker, username, password
+	}
+	if username == "" {
+		username = u.User.Username()
+	}
+	if p, ok := u.User.Password(); ok && password == "" {
+		password = p
+	}
+	u.User = nil
+	return u.String(), username, password
+}

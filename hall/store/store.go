@@ -119,10 +119,8 @@ func openSQLite(path string) (*sql.DB, error) {
 	if path == "" {
 		return nil, errors.New("empty path")
 	}
-	if dir := filepath.Dir(path); dir != "" {
-		if _, err := os.Stat(dir); err != nil {
-			return nil, fmt.Errorf("directory of the database: %w", err)
-		}
+	if err := privateFile(path); err != nil {
+		return nil, err
 	}
 	// Every commit is fsynced (synchronous FULL): a message is
 	// acknowledged to the broker only after its commit, so a commit must
@@ -232,3 +230,29 @@ type Store interface {
 }
 
 var _ Store = (*DB)(nil)
+
+// privateFile makes sure the database file at path exists and only its
+// owner and group may read it: created 0600, and an existing file that
+// others may read loses those bits. SQLite gives its -wal and -shm files
+// the database file's mode. The directory must exist: a mistyped path is
+// an error, not a new directory.
+func privateFile(path string) error {
+	if _, err := os.Stat(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("directory of the database: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("database file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("database file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o007 != 0 {
+		if err := f.Chmod(perm &^ 0o007); err != nil {
+			return fmt.Errorf("database file: others may read it (mode %04o) and chmod failed: %w", perm, err)
+		}
+	}
+	return nil
+}

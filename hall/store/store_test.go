@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -361,4 +362,38 @@ func TestCasesInsertAndAuditedUpdate(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+func TestSQLiteFilesArePrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "c.db")
+	db, err := store.Open(context.Background(), "sqlite://"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SaveCases(context.Background(), []store.Case{{ProjectNo: "P1", Hall: "h1", Counter: "W05", Ticket: "A1", ServiceDay: "2026-11-24"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(f)
+		if err != nil || fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: %v, %v; want 0600", f, fi.Mode(), err)
+		}
+	}
+	db.Close()
+	// A database file others could read loses their bits at open.
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err = store.Open(context.Background(), "sqlite://"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("reopened database file %v, %v; want 0640", fi.Mode(), err)
+	}
 }
