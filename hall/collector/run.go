@@ -266,7 +266,7 @@ func (c *Collector) Run(ctx context.Context) error {
 			log.Warn("esup.sink is http but esup.url is empty: evaluations are kept in the queue until a url is set")
 		} else {
 			deliverer = esup.NewDeliverer(esup.DeliverConfig{
-				Store: db, Owner: clientID, Lease: cfg.ESup.Lease.Duration,
+				Store: db, Owner: clientID, Lease: cfg.ESup.Lease.Duration, Timeout: cfg.ESup.Timeout.Duration,
 				Sink: &esup.HTTPSink{URL: cfg.ESup.URL, Wrap: cfg.ESup.Wrap, OKField: cfg.ESup.OKField, OKValue: cfg.ESup.OKValue,
 					Client: &http.Client{Timeout: cfg.ESup.Timeout.Duration}},
 				MinBackoff: cfg.ESup.RetryMin.Duration, MaxBackoff: cfg.ESup.RetryMax.Duration, Logger: log,

@@ -300,6 +300,12 @@ func (c *Config) validateHall() error {
 	if c.ESup.RetryMax.Duration < c.ESup.RetryMin.Duration {
 		return fmt.Errorf("config: esup.retry_max: %s is less than retry_min %s", c.ESup.RetryMax, c.ESup.RetryMin)
 	}
+	// Every POST must end a fifth of the lease before the lease does
+	// (esup.LeaseMargin), or another collector could send it too.
+	if lease, timeout := c.ESup.Lease.Duration, c.ESup.Timeout.Duration; lease-lease/5 < timeout {
+		return fmt.Errorf("config: esup.lease: %s cannot cover a POST of esup.timeout %s and its margin of a fifth of the lease; make it at least %s",
+			c.ESup.Lease, c.ESup.Timeout, (timeout*5+3)/4)
+	}
 	if c.Followup.WorkingDays < 0 || c.Followup.WorkingDays > 365 {
 		return fmt.Errorf("config: followup.working_days: %d is not in 0..365", c.Followup.WorkingDays)
 	}

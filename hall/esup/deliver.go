@@ -129,9 +129,12 @@ type DeliverConfig struct {
 	Sink  Sender
 	// Owner names this collector in the leases of the queue.
 	Owner string
-	// Lease is how long a claimed evaluation is this collector's: longer
-	// than a POST can take.
+	// Lease is how long a claimed evaluation is this collector's. Every
+	// POST ends (by Timeout) a margin of a fifth of the lease before the
+	// lease does, so that its outcome is recorded while the lease holds.
 	Lease time.Duration
+	// Timeout bounds one POST; default 30s.
+	Timeout time.Duration
 	// Workers POST at once; Batch are claimed at a time.
 	Workers, Batch int
 	// MinBackoff and MaxBackoff bound the wait before a retry: it doubles
@@ -164,6 +167,9 @@ func NewDeliverer(cfg DeliverConfig) *Deliverer {
 	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = 2 * time.Minute
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
 	}
 	if cfg.Workers < 1 {
 		cfg.Workers = 4
@@ -202,21 +208,49 @@ func (d *Deliverer) Backoff(n int) time.Duration {
 	return w/2 + time.Duration(d.cfg.Jitter()*float64(w/2))
 }
 
-// Once claims the evaluations due now, sends them and records the
-// outcomes. It returns how many it claimed.
+// LeaseMargin is the part of a lease kept after the deadline of the last
+// POST made under it, to record that POST's outcome.
+func LeaseMargin(lease time.Duration) time.Duration { return lease / 5 }
+
+// PostsPerLease is how many POSTs bounded by timeout one worker makes one
+// after the other within a lease, margin kept; 0 means the lease cannot
+// cover a single POST, a configuration to refuse.
+func PostsPerLease(lease, timeout time.Duration) int {
+	if timeout <= 0 {
+		return 0
+	}
+	return int((lease - LeaseMargin(lease)) / timeout)
+}
+
+// Once claims the evaluations due now, as many as its workers can POST
+// within the lease, sends them and records the outcomes. An evaluation
+// whose POST could no longer end inside the lease (its margin kept) is not
+// sent: its lease is released for the next round, as are those left when
+// ctx ends. It returns how many it claimed.
 func (d *Deliverer) Once(ctx context.Context) (int, error) {
+	per := PostsPerLease(d.cfg.Lease, d.cfg.Timeout)
+	if per < 1 {
+		return 0, fmt.Errorf("esup: lease %s cannot cover a POST of up to %s and its margin of %s", d.cfg.Lease, d.cfg.Timeout, LeaseMargin(d.cfg.Lease))
+	}
 	now := d.cfg.Now()
-	es, err := d.cfg.Store.ClaimDue(ctx, d.cfg.Owner, now.UnixMilli(), now.Add(d.cfg.Lease).UnixMilli(), d.cfg.Batch)
+	leaseEnd := now.Add(d.cfg.Lease)
+	es, err := d.cfg.Store.ClaimDue(ctx, d.cfg.Owner, now.UnixMilli(), leaseEnd.UnixMilli(), min(d.cfg.Batch, d.cfg.Workers*per))
 	if err != nil {
 		return 0, fmt.Errorf("esup: claim: %w", err)
 	}
-	leaseEnd := now.Add(d.cfg.Lease)
+	sendBy := leaseEnd.Add(-LeaseMargin(d.cfg.Lease) - d.cfg.Timeout)
 	work := make(chan store.Evaluation)
+	var mu sync.Mutex
+	var unsent []string
 	var wg sync.WaitGroup
 	for range min(d.cfg.Workers, len(es)) {
 		wg.Go(func() {
 			for e := range work {
-				d.deliver(ctx, e, leaseEnd)
+				if ctx.Err() != nil || d.cfg.Now().After(sendBy) || !d.deliver(ctx, e, leaseEnd) {
+					mu.Lock()
+					unsent = append(unsent, e.RatingID)
+					mu.Unlock()
+				}
 			}
 		})
 	}
@@ -225,16 +259,28 @@ func (d *Deliverer) Once(ctx context.Context) (int, error) {
 	}
 	close(work)
 	wg.Wait()
+	if len(unsent) > 0 {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, err := d.cfg.Store.ReleaseClaims(rctx, d.cfg.Owner, unsent); err != nil {
+			return len(es), fmt.Errorf("esup: %d evaluations not sent within their lease: %w", len(unsent), err)
+		}
+		d.log.Debug("evaluations not sent within their lease released", "count", len(unsent))
+	}
 	return len(es), nil
 }
 
-func (d *Deliverer) deliver(ctx context.Context, e store.Evaluation, leaseEnd time.Time) {
-	a := d.cfg.Sink.Send(ctx, e)
+// deliver POSTs e, its deadline inside the lease, and records the outcome.
+// It returns false when e was left without an outcome (stopping), for its
+// lease to be released.
+func (d *Deliverer) deliver(ctx context.Context, e store.Evaluation, leaseEnd time.Time) bool {
+	pctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	a := d.cfg.Sink.Send(pctx, e)
+	cancel()
 	if ctx.Err() != nil && a.Verdict != Accepted {
-		// Stopping: the lease runs out, or this collector releases it when
-		// it starts again. An accepted evaluation is recorded all the
-		// same, or it would be sent a second time.
-		return
+		// Stopping. An accepted evaluation is recorded all the same, or it
+		// would be sent a second time.
+		return false
 	}
 	d.attempts.Add(1)
 	now := d.cfg.Now()
@@ -253,7 +299,7 @@ func (d *Deliverer) deliver(ctx context.Context, e store.Evaluation, leaseEnd ti
 	}
 	if err := d.record(o, leaseEnd); err != nil {
 		d.log.Error("record delivery outcome", "rating", e.RatingID, "state", o.State, "err", err)
-		return
+		return true // the lease runs out: releasing it would not be safer
 	}
 	switch o.State {
 	case store.Delivered:
@@ -270,6 +316,7 @@ func (d *Deliverer) deliver(ctx context.Context, e store.Evaluation, leaseEnd ti
 				"next", time.UnixMilli(o.NextMS).Format(time.RFC3339), "err", o.Error, "retries_total", n)
 		}
 	}
+	return true
 }
 
 // record records an outcome. While the store is away (PostgreSQL

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Delivery states of an evaluation.
@@ -243,6 +244,30 @@ func (s *DB) Backlog(ctx context.Context) (Backlog, error) {
 	}
 	b.OldestUndeliveredMS = oldest.Int64
 	return b, nil
+}
+
+// ReleaseClaims gives up owner's leases of the evaluations ratingIDs that
+// are still pending: they were claimed and not sent.
+func (s *DB) ReleaseClaims(ctx context.Context, owner string, ratingIDs []string) (int64, error) {
+	if len(ratingIDs) == 0 {
+		return 0, nil
+	}
+	args := []any{owner}
+	marks := make([]string, len(ratingIDs))
+	for i, id := range ratingIDs {
+		marks[i] = "?"
+		args = append(args, id)
+	}
+	res, err := s.db.ExecContext(ctx, s.d.q(`UPDATE esup_evaluation SET lease_owner = '', lease_until = 0
+		WHERE lease_owner = ? AND state = 'pending' AND rating_id IN (`+strings.Join(marks, ", ")+`)`), args...)
+	if err != nil {
+		return 0, fmt.Errorf("store: release %d claims of %s: %w", len(ratingIDs), owner, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store: release %d claims of %s: %w", len(ratingIDs), owner, err)
+	}
+	return n, nil
 }
 
 // ReleaseLeases gives up the leases owner holds: a collector starting again

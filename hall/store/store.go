@@ -215,6 +215,7 @@ type Store interface {
 	Join(ctx context.Context, fn func(*JoinTx) error) error
 	ClaimDue(ctx context.Context, owner string, nowMS, leaseUntilMS int64, n int) ([]Evaluation, error)
 	RecordOutcome(ctx context.Context, o Outcome) error
+	ReleaseClaims(ctx context.Context, owner string, ratingIDs []string) (int64, error)
 	RetryEvaluation(ctx context.Context, ratingID string, nowMS int64) error
 	Evaluations(ctx context.Context, state string, n int) ([]Evaluation, error)
 	Backlog(ctx context.Context) (Backlog, error)
