@@ -329,10 +329,7 @@ func (c *Collector) Run(ctx context.Context) error {
 			if !l.Ready() {
 				missing = append(missing, "mqtt: not connected and subscribed to "+strings.Join(filters(cfg), ", "))
 			}
-			if since, why := in.Stuck(); !since.IsZero() && time.Since(since) > stuckAfter {
-				missing = append(missing, fmt.Sprintf("ingest: stuck for %s: %s", time.Since(since).Round(time.Second), store.Printable(why, 300)))
-			}
-			return missing
+			return append(missing, stuck(in, time.Now())...)
 		},
 		CasesAdded:       joinNudge.nudge,
 		EvaluationQueued: deliverNudge.nudge,
@@ -433,6 +430,17 @@ func (p *parts) run(ctx context.Context) error {
 // stuckAfter is how long the store may refuse every batch before /healthz
 // says so.
 const stuckAfter = time.Minute
+
+// stuck says, for /healthz, when ingest has been stuck longer than
+// stuckAfter: the store refused every batch since, and the broker's queue
+// fills.
+func stuck(in interface{ Stuck() (time.Time, string) }, now time.Time) []string {
+	since, why := in.Stuck()
+	if since.IsZero() || now.Sub(since) <= stuckAfter {
+		return nil
+	}
+	return []string{fmt.Sprintf("ingest: stuck for %s: %s", now.Sub(since).Round(time.Second), store.Printable(why, 300))}
+}
 
 // errBatchLeft ends the link on a stop while the store is away: the batch
 // is not acknowledged, and that is no failure of the collector.
