@@ -321,8 +321,8 @@ func (c *Collector) Run(ctx context.Context) error {
 	})
 	points := [5]float64(cfg.Report.Points)
 	api := web.New(web.Config{
-		Tickets: gateway,
-		Store:   db, Hall: cfg.Hall.ID, Location: loc, Token: token, Hosts: cfg.HTTP.Hosts, Points: points, Logger: log,
+		Tickets: gateway, Assigner: joiner,
+		Store: db, Hall: cfg.Hall.ID, Location: loc, Token: token, Hosts: cfg.HTTP.Hosts, Points: points, Logger: log,
 		Registry: web.NewRegistry(db, time.Now, log, counters),
 		Missing: func() []string {
 			var missing []string

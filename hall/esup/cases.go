@@ -242,10 +242,14 @@ func checkCase(i int, f map[string]string, loc *time.Location, now time.Time) (s
 			return store.Case{}, &FieldError{Index: i, Field: k, Msg: re.Problem}
 		}
 	}
-	for _, k := range []string{"projectNo", "hall", "counter", "ticket"} {
+	for _, k := range []string{"projectNo", "hall", "counter"} {
 		if strings.TrimSpace(f[k]) == "" {
 			return store.Case{}, &FieldError{Index: i, Field: k, Msg: "required"}
 		}
+	}
+	if strings.TrimSpace(f["ticket"]) == "" && (f["acceptedAt"] == "" || f["finishedAt"] == "") {
+		// Without its ticket a case joins only by counter and time.
+		return store.Case{}, &FieldError{Index: i, Field: "ticket", Msg: "required unless acceptedAt and finishedAt are both given (join by counter and time)"}
 	}
 	for _, k := range []string{"hall", "counter"} {
 		if !record.ValidID(f[k]) {

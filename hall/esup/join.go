@@ -120,6 +120,13 @@ func (j *Joiner) Pass(ctx context.Context) error {
 		}
 	}
 	before := j.cfg.Now().Add(-j.cfg.MatchWindow).UnixMilli()
+	made, err := j.timePass(ctx, before)
+	for _, e := range made {
+		j.cfg.OnEvaluation(e)
+	}
+	if err != nil {
+		return err
+	}
 	return j.cfg.Store.Join(ctx, func(tx *store.JoinTx) error {
 		n, err := tx.ExpireWaiting(before)
 		if err != nil {

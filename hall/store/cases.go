@@ -336,7 +336,7 @@ func (j *JoinTx) setJoin(ratingID, state, caseNo string, mark int64) error {
 // ExpireWaiting marks unmatched the ratings still waiting that were stored
 // before beforeMS, and returns how many.
 func (j *JoinTx) ExpireWaiting(beforeMS int64) (int64, error) {
-	res, err := j.tx.ExecContext(j.ctx, j.d.q(`UPDATE rating SET join_state = 'unmatched'
+	res, err := j.tx.ExecContext(j.ctx, j.d.q(`UPDATE rating SET join_state = 'unmatched', join_reason = 'no_case'
 		WHERE join_state = 'waiting' AND stored_ms < ?`), beforeMS)
 	if err != nil {
 		return 0, fmt.Errorf("expire waiting ratings: %w", err)

@@ -30,6 +30,7 @@ var staticFS embed.FS
 type DashboardStore interface {
 	store.Store
 	UnverifiedRatings(ctx context.Context, hall string, n int) ([]store.LatestRating, error)
+	Candidates(ctx context.Context, ratingIDs []string) (map[string][]store.Case, error)
 }
 
 var _ DashboardStore = (*store.DB)(nil)
@@ -213,8 +214,11 @@ type hallView struct {
 }
 
 type auditView struct {
-	Gaps       []string
-	Unmatched  []store.StoredRating
+	Gaps      []string
+	Unmatched []store.StoredRating
+	// Ambiguous are the ratings to assign to one of their candidate
+	// cases.
+	Ambiguous  []store.StoredRating
 	Rejected   []store.Evaluation
 	Unverified []store.LatestRating
 	Flagged    int64
@@ -243,6 +247,8 @@ type hallData struct {
 	Unmatched  []store.StoredRating
 	Rejected   []store.Evaluation
 	Unverified []store.LatestRating
+	// Ambiguous are the ratings to assign, with their candidates.
+	Ambiguous []store.StoredRating
 	// Tickets are the counters' current tickets as the hub heard them.
 	Tickets map[string]live.CurrentTicket
 }
@@ -268,6 +274,12 @@ func (d *dashboard) load(ctx context.Context) (hallData, error) {
 		return data, err
 	}
 	if data.Rejected, err = d.st.Evaluations(ctx, store.Rejected, 20); err != nil {
+		return data, err
+	}
+	if data.Ambiguous, err = d.st.Ratings(ctx, store.RatingFilter{JoinState: store.Ambiguous, Limit: 50}); err != nil {
+		return data, err
+	}
+	if err := d.s.addCandidates(ctx, data.Ambiguous); err != nil {
 		return data, err
 	}
 	if data.Unverified, err = d.st.UnverifiedRatings(ctx, cfg.Hall, 20); err != nil {
@@ -519,6 +531,15 @@ func auditRows(v auditView, data hallData, hall string, loc *time.Location) audi
 		}
 	}
 	v.Unmatched, v.Rejected, v.Unverified = data.Unmatched, data.Rejected, data.Unverified
+	for _, r := range data.Ambiguous {
+		r.PressedAt = clock(r.PressedAt, loc)
+		r.Candidates = slices.Clone(r.Candidates)
+		for k, c := range r.Candidates {
+			r.Candidates[k].AcceptedAt = clock(c.AcceptedAt, loc)
+			r.Candidates[k].FinishedAt = clock(c.FinishedAt, loc)
+		}
+		v.Ambiguous = append(v.Ambiguous, r)
+	}
 	v.ParkedTotal = a.ParkedTotal
 	for _, p := range a.Parked[:min(len(a.Parked), 10)] {
 		// The reason quotes what was refused: cut it short, the whole is

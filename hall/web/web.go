@@ -56,6 +56,14 @@ type Config struct {
 	// Tickets publishes the queue system's tickets for the counters; nil
 	// answers the ticket routes with 503.
 	Tickets TicketGateway
+	// Assigner joins an ambiguous rating with the case the duty manager
+	// chose; nil answers the assign route with 501.
+	Assigner Assigner
+}
+
+// Assigner is what the assign route asks of [esup.Joiner].
+type Assigner interface {
+	Assign(ctx context.Context, ratingID, projectNo, by string) (store.Evaluation, error)
 }
 
 // TicketGateway is what the ticket routes ask of [tickets.Gateway].
@@ -107,9 +115,55 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("GET /api/v1/followups", s.followups)
 	s.mux.HandleFunc("POST /api/v1/followups/{id}/close", s.closeFollowup)
 	s.mux.HandleFunc("GET /api/v1/report", s.report)
+	s.mux.HandleFunc("POST /api/v1/ratings/{id}/assign", s.assign)
 	s.mux.HandleFunc("POST /api/v1/counters/{counter}/ticket", s.postTicket)
 	s.mux.HandleFunc("DELETE /api/v1/counters/{counter}/ticket", s.deleteTicket)
 	return s
+}
+
+// assign joins an ambiguous rating with one of its candidate cases.
+func (s *Server) assign(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Assigner == nil {
+		s.fail(w, http.StatusNotImplemented, "assignments are not supported here")
+		return
+	}
+	var body struct {
+		ProjectNo string `json:"projectNo"`
+		By        string `json:"by"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "body: not a JSON object: " + err.Error(), Field: "body"})
+		return
+	}
+	if body.ProjectNo == "" {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "projectNo: required", Field: "projectNo"})
+		return
+	}
+	lim, _ := record.CaseLimit("staffName")
+	if err := record.CheckText("by", body.By, lim); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error(), Field: "by"})
+		return
+	}
+	by := body.By
+	if by == "" {
+		by = "api " + r.RemoteAddr
+	}
+	id := r.PathValue("id")
+	e, err := s.cfg.Assigner.Assign(r.Context(), id, body.ProjectNo, by)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.fail(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, esup.ErrNotCandidate):
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error(), Field: "projectNo"})
+	case errors.Is(err, store.ErrWrongState):
+		s.fail(w, http.StatusConflict, err.Error())
+	case err != nil:
+		s.internal(w, r, err)
+	default:
+		s.log.Info("rating assigned to a case", "rating", id, "projectNo", body.ProjectNo, "by", by, "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusOK, map[string]any{"ratingId": id, "projectNo": e.ProjectNo, "state": store.Joined,
+			"assigned_by": by, "evaluation": json.RawMessage(e.Payload)})
+	}
 }
 
 // postTicket publishes a queue system's ticket message for a counter and
@@ -329,7 +383,38 @@ func (s *Server) ratings(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
+	if err := s.addCandidates(r.Context(), rs); err != nil {
+		s.internal(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"ratings": nonNil(rs)})
+}
+
+// addCandidates fills in the candidate cases of the ambiguous ratings.
+func (s *Server) addCandidates(ctx context.Context, rs []store.StoredRating) error {
+	cs, ok := s.cfg.Store.(interface {
+		Candidates(context.Context, []string) (map[string][]store.Case, error)
+	})
+	if !ok {
+		return nil
+	}
+	var ids []string
+	for _, r := range rs {
+		if r.JoinState == store.Ambiguous {
+			ids = append(ids, r.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	by, err := cs.Candidates(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for i := range rs {
+		rs[i].Candidates = by[rs[i].ID]
+	}
+	return nil
 }
 
 func nonNil[T any](s []T) []T {

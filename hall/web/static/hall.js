@@ -124,6 +124,11 @@
 	});
 	document.addEventListener("click", function (e) {
 		var b = e.target;
+		if (b.classList && b.classList.contains("assign")) {
+			post("/api/v1/ratings/" + encodeURIComponent(b.dataset.id) + "/assign", { projectNo: b.dataset.case })
+				.then(function (r) { outcome(r, function () { refresh("audit"); }); }, function () { msg(body.dataset.failed, true); });
+			return;
+		}
 		if (!b.classList || !b.classList.contains("retry")) { return; }
 		post("/api/v1/evaluations/" + encodeURIComponent(b.dataset.id) + "/retry")
 			.then(function (r) { outcome(r, function () { refresh("audit"); }); }, function () { msg(body.dataset.failed, true); });
