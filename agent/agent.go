@@ -495,12 +495,19 @@ func (a *Agent) status(online bool) []byte {
 	pending := a.outbox.Len()
 	last := a.outbox.LastSeq()
 	full := a.full.Load()
-	b, _ := json.Marshal(record.Status{
+	now := a.clock.Now().Format(record.TimeLayout)
+	st := record.Status{
 		V: record.Version, Online: online, Device: a.cfg.Device, Version: a.cfg.Version,
 		BootID: a.clock.BootID(), Epoch: a.outbox.Epoch(),
 		Pending: &pending, LastSeq: &last, OutboxFull: &full,
-		At: a.clock.Now().Format(record.TimeLayout), PubKey: a.pubKey(),
-	})
+		At: now, PubKey: a.pubKey(),
+	}
+	if !online {
+		// The offline status of a clean stop: what is left in the
+		// outbox, for a consumer that subscribes after the stop.
+		st.StoppedAt = now
+	}
+	b, _ := json.Marshal(st)
 	return b
 }
 

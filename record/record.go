@@ -309,6 +309,9 @@ type Status struct {
 	OutboxFull *bool   `json:"outbox_full,omitempty"`
 	PubKey     string  `json:"pubkey,omitempty"`
 	At         string  `json:"at,omitempty"`
+	// StoppedAt is set only in the offline status of a clean stop, which
+	// also carries epoch, last_seq and pending; the Last Will cannot.
+	StoppedAt string `json:"stopped_at,omitempty"`
 }
 
 // DecodeStatus parses and checks a status message; every text and number

@@ -291,9 +291,15 @@ func (u *Uplink) session(ctx context.Context) error {
 }
 
 // goodbye publishes the offline status on a clean stop: the broker sends the
-// Last Will only when a connection is lost.
+// Last Will only when a connection is lost. Unlike the Will, made at
+// connect, it tells the outbox as it is at the stop (epoch, last_seq,
+// pending, stopped_at).
 func (u *Uplink) goodbye(c *conn) {
-	t := c.client.Publish(u.cfg.Topics.Status, 1, true, u.cfg.Will)
+	payload := u.cfg.Will
+	if u.cfg.Status != nil {
+		payload = u.cfg.Status(false)
+	}
+	t := c.client.Publish(u.cfg.Topics.Status, 1, true, payload)
 	if !t.WaitTimeout(2*time.Second) || t.Error() != nil {
 		u.log.Warn("offline status not acknowledged before stop", "err", t.Error())
 	}
