@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -371,40 +372,58 @@ type Ticket struct {
 // DecodeTicket parses a ticket message and rejects what the contract calls
 // malformed or unsupported, and every text that breaks the rules of
 // [CheckPayload] and [TicketLimit], so the agent never signs such a field
-// into a record. Unknown fields are ignored.
+// into a record. Unknown fields are ignored. A zero-length message (how
+// MQTT clears a retained message) clears the counter: it is an idle
+// ticket. "at", when present, must be RFC 3339 with an offset. Every
+// error is one line that names the field and what is wrong with it.
 func DecodeTicket(payload []byte) (Ticket, error) {
+	if len(payload) == 0 {
+		return Ticket{V: Version, State: Idle}, nil
+	}
 	if len(payload) > MaxTicketPayload {
 		return Ticket{}, fmt.Errorf("ticket: payload of %d bytes exceeds %d", len(payload), MaxTicketPayload)
 	}
 	if err := CheckPayload(payload, MaxTicketPayload, TicketLimit); err != nil {
 		return Ticket{}, fmt.Errorf("ticket: %w", err)
 	}
-	var raw struct {
-		V         *int            `json:"v"`
-		Ticket    json.RawMessage `json:"ticket"`
-		State     string          `json:"state"`
-		Staff     string          `json:"staff"`
-		Item      string          `json:"item"`
-		ProjectNo string          `json:"projectNo"`
-		At        string          `json:"at"`
-	}
+	var fields map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(payload))
-	if err := dec.Decode(&raw); err != nil {
-		return Ticket{}, fmt.Errorf("ticket: not a JSON object: %w", err)
+	if err := dec.Decode(&fields); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return Ticket{}, fmt.Errorf("ticket: not JSON: %v", err)
+		}
+		return Ticket{}, fmt.Errorf("ticket: not a JSON object but %s", jsonKind(payload))
+	}
+	if fields == nil {
+		return Ticket{}, errors.New("ticket: not a JSON object but null")
 	}
 	if dec.More() {
 		return Ticket{}, errors.New("ticket: trailing data after the JSON object")
 	}
-	if raw.V == nil {
+	v, ok := fields["v"]
+	if !ok {
 		return Ticket{}, errors.New("ticket: v: missing")
 	}
-	if *raw.V != Version {
-		return Ticket{}, fmt.Errorf("ticket: v: unsupported version %d", *raw.V)
+	var ver int
+	if err := json.Unmarshal(v, &ver); err != nil {
+		return Ticket{}, fmt.Errorf("ticket: v: not an integer but %s", jsonKind(v))
 	}
-	t := Ticket{V: *raw.V, State: TicketState(raw.State), Staff: raw.Staff, Item: raw.Item, ProjectNo: raw.ProjectNo, At: raw.At}
-	if len(raw.Ticket) > 0 && string(raw.Ticket) != "null" {
-		if err := json.Unmarshal(raw.Ticket, &t.Ticket); err != nil {
-			return Ticket{}, fmt.Errorf("ticket: ticket: not a string")
+	if ver != Version {
+		return Ticket{}, fmt.Errorf("ticket: v: unsupported version %d", ver)
+	}
+	t := Ticket{V: ver}
+	for _, f := range []struct {
+		name string
+		to   *string
+	}{{"ticket", &t.Ticket}, {"state", (*string)(&t.State)}, {"staff", &t.Staff}, {"item", &t.Item},
+		{"projectNo", &t.ProjectNo}, {"at", &t.At}} {
+		raw, ok := fields[f.name]
+		if !ok || string(raw) == "null" {
+			continue
+		}
+		if err := json.Unmarshal(raw, f.to); err != nil {
+			return Ticket{}, fmt.Errorf("ticket: %s: not a string but %s", f.name, jsonKind(raw))
 		}
 	}
 	switch t.State {
@@ -413,8 +432,39 @@ func DecodeTicket(payload []byte) (Ticket, error) {
 			return Ticket{}, fmt.Errorf("ticket: ticket: missing for state %q", t.State)
 		}
 	case Idle:
+	case "":
+		return Ticket{}, errors.New("ticket: state: missing (serving, done or idle)")
 	default:
-		return Ticket{}, fmt.Errorf("ticket: state: unknown %q", raw.State)
+		return Ticket{}, fmt.Errorf("ticket: state: %q is not serving, done or idle", t.State)
+	}
+	if t.At != "" {
+		if _, err := time.Parse(time.RFC3339, t.At); err != nil {
+			return Ticket{}, fmt.Errorf("ticket: at: %q is not RFC 3339 with an offset, like 2026-11-24T09:15:00+08:00", t.At)
+		}
 	}
 	return t, nil
+}
+
+// jsonKind names the kind of a JSON value for an error message: "a
+// string", "a number", "an object", "an array", "true", "false" or "null".
+func jsonKind(raw []byte) string {
+	b := bytes.TrimLeft(raw, " \t\r\n")
+	if len(b) == 0 {
+		return "nothing"
+	}
+	switch b[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't':
+		return "true"
+	case 'f':
+		return "false"
+	case 'n':
+		return "null"
+	}
+	return "a number"
 }

@@ -35,7 +35,6 @@ func TestDecodeTicket(t *testing.T) {
 		"staff wrong":   `{"v":1,"ticket":"A1","state":"serving","staff":{"id":1}}`,
 		"trailing":      `{"v":1,"state":"idle"} {"v":1}`,
 		"huge":          `{"v":1,"ticket":"A1","state":"serving","item":"` + strings.Repeat("x", MaxTicketPayload) + `"}`,
-		"empty":         ``,
 		"null":          `null`,
 	}
 	for name, p := range bad {
@@ -43,6 +42,46 @@ func TestDecodeTicket(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		} else if strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: multi-line error", name)
+		}
+	}
+}
+
+// TestDecodeTicketStrictly: a zero-length message clears like idle; at is
+// RFC 3339 with an offset; each rejection names the field and what is
+// wrong, in one line, with no Go type name.
+func TestDecodeTicketStrictly(t *testing.T) {
+	if tk, err := DecodeTicket(nil); err != nil || tk.State != Idle || tk.Ticket != "" {
+		t.Fatalf("zero-length message: %+v %v", tk, err)
+	}
+	if _, err := DecodeTicket([]byte(`{"v":1,"ticket":"A1","state":"done","at":"2026-11-24T01:15:00Z"}`)); err != nil {
+		t.Fatalf("at in UTC: %v", err)
+	}
+	for in, want := range map[string]string{
+		`{"v":1,"ticket":"A1","state":"done","at":"yesterday"}`:           `ticket: at: "yesterday" is not RFC 3339 with an offset`,
+		`{"v":1,"ticket":"A1","state":"done","at":"2026-11-24T09:15:00"}`: `ticket: at: "2026-11-24T09:15:00" is not RFC 3339 with an offset`,
+		`{"v":1,"ticket":"A1","state":"done","at":"2026-11-24"}`:          `ticket: at: "2026-11-24" is not RFC 3339`,
+		`{"v":1,"ticket":"A1","state":"done","at":1795914903}`:            `ticket: at: not a string but a number`,
+		`[1,2]`:                    `ticket: not a JSON object but an array`,
+		`"A1"`:                     `ticket: not a JSON object but a string`,
+		`null`:                     `ticket: not a JSON object but null`,
+		`{"v":"1","state":"idle"}`: `ticket: v: not an integer but a string`,
+		`{"v":1.5,"state":"idle"}`: `ticket: v: not an integer but a number`,
+		`{"v":1,"ticket":["A1"],"state":"serving"}`:                `ticket: ticket: not a string but an array`,
+		`{"v":1,"ticket":"A1","state":"serving","staff":{"id":1}}`: `ticket: staff: not a string but an object`,
+		`{"v":1,"ticket":"A1","state":true}`:                       `ticket: state: not a string but true`,
+		`{"v":1,"ticket":"A1"}`:                                    `ticket: state: missing`,
+		`{"v":1,"ticket":"A1","state":"paused"}`:                   `ticket: state: "paused" is not serving, done or idle`,
+		`{"v":1,"state":"serving"}`:                                `ticket: ticket: missing for state "serving"`,
+		`{"v":1,`:                                                  `ticket: not JSON`,
+	} {
+		_, err := DecodeTicket([]byte(in))
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s:\n got %v\nwant %s…", in, err, want)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, "\n") || strings.Contains(msg, "Go ") || strings.Contains(msg, "struct") ||
+			strings.Contains(msg, "map[") || strings.Contains(msg, "int") && !strings.Contains(msg, "integer") {
+			t.Errorf("%s: %q is not one plain line", in, msg)
 		}
 	}
 }
