@@ -32,6 +32,8 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			return
 		}
 		if msg := contentTypeProblem(r); msg != "" {
+			s.log.Warn("request refused: content type", "content_type", r.Header.Get("Content-Type"), "origin", r.Header.Get("Origin"),
+				"remote", r.RemoteAddr, "path", r.URL.Path)
 			s.fail(w, http.StatusUnsupportedMediaType, msg)
 			return
 		}
