@@ -183,8 +183,8 @@ func openFollowup(t *testing.T, url, counter, ticket string) int64 {
 // against the real collector and real agents: a press shows on its tile
 // within 2 s, a killed agent's tile turns offline through its Last Will,
 // a follow-up is refused without the token and closed with it, and a
-// staff name with HTML in it shows as text. With HALLRATE_SCREENSHOTS=1
-// it writes the screenshots in docs/screenshots.
+// staff name with HTML in it shows as text. It writes no screenshots: the
+// pictures in docs/ come from TestHallAsDocumented, with realistic data.
 func TestDashboardInBrowser(t *testing.T) {
 	ctx := browser(t)
 	broker := mqtttest.StartMosquitto(t, "")
@@ -280,10 +280,6 @@ sink = "none"
 	if code, body := httpDo(t, "GET", url+"/api/v1/followups?state=open", ""); code != 200 || !strings.Contains(body, `"counter": "W02"`) {
 		t.Fatalf("the follow-up was closed without the token: %d %s", code, body)
 	}
-	if shot() {
-		within(t, ctx, 5*time.Second, "scroll up", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
-		screenshot(t, ctx, "hall-live.png", false)
-	}
 	// With the token it closes and leaves the open list.
 	within(t, ctx, 5*time.Second, "close with token",
 		chromedp.SendKeys(chromedp.CSS(`#token`), token),
@@ -327,19 +323,6 @@ sink = "none"
 	json.Unmarshal([]byte(js), &rep)
 	if rated != fmt.Sprint(rep.Total.Rated) || rep.Total.Rated < 4 {
 		t.Errorf("report page says %s rated, the API %d", rated, rep.Total.Rated)
-	}
-	if shot() {
-		screenshot(t, ctx, "monthly-report.png", true)
-		within(t, ctx, 10*time.Second, "phone view",
-			chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
-			chromedp.Navigate(url+"/"),
-			chromedp.WaitVisible(chromedp.CSS(`body[data-stream="open"]`)))
-		screenshot(t, ctx, "hall-phone.png", false)
-		within(t, ctx, 10*time.Second, "English view",
-			chromedp.EmulateViewport(1920, 1080),
-			chromedp.Navigate(url+"/?lang=en"),
-			chromedp.WaitVisible(chromedp.CSS(`body[data-stream="open"]`)))
-		screenshot(t, ctx, "hall-live-en.png", false)
 	}
 }
 

@@ -170,6 +170,10 @@ func pct(f float64) string {
 	return strconv.FormatFloat(f*100, 'f', 1, 64) + "%"
 }
 
+// score shows a satisfaction score with two decimals; the report's JSON
+// and CSV keep it at full precision.
+func score(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) }
+
 // shorten cuts s to n runes, marking the cut.
 func shorten(s string, n int) string {
 	r := []rune(s)

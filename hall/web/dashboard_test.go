@@ -193,11 +193,15 @@ func TestReportMatchesHandComputedMonth(t *testing.T) {
 		t.Fatalf("report page: %d", code)
 	}
 	for _, s := range []string{`id="total-rated">9<`, `id="total-good">66.7%<`, `id="total-bad">22.2%<`,
-		`id="total-ns">33.3%<`, `id="total-score">71.1111<`, `<tr class="last-place" data-key="W02"><td>1</td>`,
+		`id="total-ns">33.3%<`, `id="total-score">71.11<`, `<tr class="last-place" data-key="W02"><td>1</td>`,
 		`format=csv`, `好差评月度通报`, `不满意率`} {
 		if !strings.Contains(page, s) {
 			t.Errorf("report page lacks %q", s)
 		}
+	}
+	// The page rounds the score to two decimals; the data keeps it whole.
+	if rep.Total.Score != 71.1111 {
+		t.Errorf("report score %v, want 71.1111 unrounded", rep.Total.Score)
 	}
 	if code, _ := f.get("/report?month=2026-13"); code != 400 {
 		t.Errorf("bad month: %d", code)

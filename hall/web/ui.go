@@ -67,7 +67,7 @@ func (s *Server) AddDashboard(ctx context.Context, hub *live.Hub) error {
 	if hub == nil {
 		return errors.New("web: dashboard: no event hub")
 	}
-	tmpl, err := template.New("").Funcs(template.FuncMap{"pct": pct, "args": args}).ParseFS(templateFS, "templates/*.html")
+	tmpl, err := template.New("").Funcs(template.FuncMap{"pct": pct, "score": score, "args": args}).ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return fmt.Errorf("web: dashboard templates: %w", err)
 	}
