@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/hallrate/hallrate/hall/ingest"
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/hall/trust"
 	"github.com/hallrate/hallrate/internal/mqtttest"
 	"github.com/hallrate/hallrate/record"
 )
@@ -85,12 +87,29 @@ func value[T any](t *testing.T, ctx context.Context, d time.Duration, what strin
 // that the charts and the report have something to show. W04 does worst.
 func seedMonth(t *testing.T, dsn string, loc *time.Location, now time.Time) {
 	t.Helper()
+	seedMonthSigned(t, dsn, loc, now, nil)
+}
+
+// seedMonthSigned is seedMonth with the records of each device in keys
+// signed and chained, as its terminal would have.
+func seedMonthSigned(t *testing.T, dsn string, loc *time.Location, now time.Time, keys map[string]ed25519.PrivateKey) {
+	t.Helper()
 	db, err := store.Open(context.Background(), dsn, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	in, err := ingest.New(ingest.Config{Prefix: "hallrate/v1", Store: db, Location: loc,
+	var inv *trust.Inventory
+	if len(keys) > 0 {
+		var lines strings.Builder
+		for dev, key := range keys {
+			fmt.Fprintf(&lines, "%s h1 %s %s\n", dev, strings.ToUpper(strings.TrimSuffix(dev, "-a")), record.EncodePublicKey(key.Public().(ed25519.PublicKey)))
+		}
+		if inv, err = trust.ParseInventory(strings.NewReader(lines.String())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in, err := ingest.New(ingest.Config{Prefix: "hallrate/v1", Store: db, Location: loc, Keys: inv,
 		DueDate: func(p time.Time) string { return p.AddDate(0, 0, 9).Format(time.DateOnly) }})
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +121,7 @@ func seedMonth(t *testing.T, dsn string, loc *time.Location, now time.Time) {
 	first := time.Date(now.Year(), now.Month(), 1, 9, 0, 0, 0, loc)
 	var msgs []ingest.Message
 	seq := map[string]uint64{}
+	prev := map[string]string{}
 	for day := first; day.Before(now); day = day.AddDate(0, 0, 1) {
 		for _, c := range []string{"W01", "W02", "W03", "W04"} {
 			if c != "W04" && day.YearDay() == now.YearDay() {
@@ -126,6 +146,13 @@ func seedMonth(t *testing.T, dsn string, loc *time.Location, now time.Time) {
 					Epoch: "seed", Seq: seq[dev], Button: 6 - sat, Label: "b", Satisfaction: sat, Disposition: record.Counted,
 					Ticket:    &record.TicketRef{ID: fmt.Sprintf("A%03d", seq[dev]%1000), State: record.Done, Staff: staff[c]},
 					PressedAt: at.Format(time.RFC3339Nano), ClockSynced: true, BootID: "b", UptimeMS: 1}
+				if key := keys[dev]; key != nil {
+					p.Prev = prev[dev]
+					if err := p.Sign(key); err != nil {
+						t.Fatal(err)
+					}
+					prev[dev] = p.ChainHash()
+				}
 				b, _ := json.Marshal(p)
 				msgs = append(msgs, ingest.Message{Topic: "hallrate/v1/h1/" + c + "/rating", Payload: b})
 			}
