@@ -199,3 +199,30 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 }
+
+func TestJSONLIsNotForOthers(t *testing.T) {
+	dir := t.TempDir()
+	fresh := filepath.Join(dir, "new.jsonl")
+	j, err := OpenJSONL(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	old := filepath.Join(dir, "old.jsonl")
+	if err := os.WriteFile(old, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	j, err = OpenJSONL(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	for _, p := range []string{fresh, old} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm()&0o007 != 0 {
+			t.Errorf("%s: %v, %v: others may read it", p, fi.Mode(), err)
+		}
+	}
+}

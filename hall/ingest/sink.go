@@ -39,13 +39,20 @@ type JSONL struct {
 	Repaired int64
 }
 
-// OpenJSONL opens or creates the file at path. An incomplete last line is
-// cut off: its record was never acknowledged, so the broker delivers it
-// again.
+// OpenJSONL opens or creates the file at path, 0640: an existing file that
+// others may read loses those bits (it holds who rated whom). An incomplete
+// last line is cut off: its record was never acknowledged, so the broker
+// delivers it again.
 func OpenJSONL(path string) (*JSONL, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("open records file: %w", err)
+	}
+	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o007 != 0 {
+		if err := f.Chmod(fi.Mode().Perm() &^ 0o007); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open records file: others may read it and chmod failed: %w", err)
+		}
 	}
 	j := &JSONL{f: f, path: path}
 	if err := j.repair(); err != nil {
