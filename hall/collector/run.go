@@ -214,6 +214,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		Keys:           keys,
 		FirstKeys:      firstKeys,
 		HoldUnverified: keys != nil && !cfg.Trust.AcceptUnverified,
+		ReasonWait:     cfg.Followup.ReasonWait.Duration,
 		OnTrust: func(id, reason string) {
 			fmt.Fprintf(out, "FLAGGED: %s %s\n", id, reason)
 		},

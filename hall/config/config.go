@@ -53,6 +53,10 @@ type Trust struct {
 type Followup struct {
 	// WorkingDays is how many working days a follow-up has.
 	WorkingDays int `toml:"working_days"`
+	// ReasonWait is how long the alert and the evaluation of a 差评 wait
+	// for the reason the citizen may give on the terminal: the terminals'
+	// reasons.window plus a margin. "0s" does not wait.
+	ReasonWait Duration `toml:"reason_wait"`
 	// Calendar, when set, is a file of holidays and working weekend days
 	// ("2026-10-01 holiday", "2026-10-10 workday"), one a line.
 	Calendar string `toml:"calendar"`
@@ -180,7 +184,7 @@ func Default() Config {
 		ESup: ESup{Sink: "http", MatchWindow: Duration{24 * time.Hour}, PF: "5",
 			RetryMin: Duration{time.Second}, RetryMax: Duration{5 * time.Minute},
 			Timeout: Duration{30 * time.Second}, Lease: Duration{2 * time.Minute}},
-		Followup: Followup{WorkingDays: 7},
+		Followup: Followup{WorkingDays: 7, ReasonWait: Duration{15 * time.Second}},
 		Report:   Report{Points: []float64{0, 40, 60, 80, 100}},
 		Demo: Demo{
 			Serving: Duration{20 * time.Second},
@@ -308,6 +312,9 @@ func (c *Config) validateHall() error {
 	}
 	if c.Followup.WorkingDays < 0 || c.Followup.WorkingDays > 365 {
 		return fmt.Errorf("config: followup.working_days: %d is not in 0..365", c.Followup.WorkingDays)
+	}
+	if w := c.Followup.ReasonWait.Duration; w < 0 || w > 10*time.Minute {
+		return fmt.Errorf("config: followup.reason_wait: %s is not within 0s..10m", c.Followup.ReasonWait)
 	}
 	if len(c.Report.Points) != 5 {
 		return fmt.Errorf("config: report.points: want 5 numbers (levels 1 to 5), have %d", len(c.Report.Points))

@@ -405,7 +405,7 @@ func (a *Alerter) Once(ctx context.Context) error {
 	}
 	for i, f := range fs {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := a.Publisher.Publish(pctx, a.Prefix+"/"+f.Hall+"/alert", f.Alert, false)
+		err := a.Publisher.Publish(pctx, a.Prefix+"/"+f.Hall+"/alert", f.AlertMessage(), false)
 		cancel()
 		if err != nil {
 			for _, r := range fs[i:] {

@@ -93,7 +93,7 @@ func (j *Joiner) Pass(ctx context.Context) error {
 		n := 0
 		err := j.cfg.Store.Join(ctx, func(tx *store.JoinTx) error {
 			made = made[:0]
-			ws, err := tx.Joinable(joinBatch)
+			ws, err := tx.Joinable(joinBatch, j.cfg.Now().UnixMilli())
 			if err != nil {
 				return err
 			}
@@ -242,6 +242,11 @@ type Payload struct {
 	Ticket       string `json:"ticket"`
 	Device       string `json:"device"`
 	Verified     bool   `json:"verified"`
+	// ReasonCode and ReasonText are the reason the citizen gave for a 差评
+	// on the terminal (such as "speed" and 办事效率), absent when none was
+	// given.
+	ReasonCode string `json:"reasonCode,omitempty"`
+	ReasonText string `json:"reasonText,omitempty"`
 }
 
 // AssessTimeLayout is how assessTime is written, in hall-local time.
@@ -258,6 +263,7 @@ func (j *Joiner) evaluation(w store.WaitingRating, c store.Case) (store.Evaluati
 		Satisfaction: strconv.Itoa(w.Satisfaction),
 		AssessTime:   time.UnixMilli(w.PressedMS).In(j.cfg.Location).Format(AssessTimeLayout),
 		AssessNumber: 1, Hall: w.Hall, Counter: w.Counter, Ticket: w.Ticket, Device: w.Device, Verified: w.Verified,
+		ReasonCode: w.ReasonCode, ReasonText: w.ReasonText,
 	}
 	b, err := json.Marshal(p)
 	if err != nil {

@@ -67,6 +67,10 @@ type Config struct {
 	// HoldUnverified keeps unverified counted ratings out of joins,
 	// scores and evaluations, as flagged ones always are.
 	HoldUnverified bool
+	// ReasonWait is how long the evaluation and the alert of a counted 差评
+	// wait for its reason record: the terminals' reason window plus a
+	// margin. Zero does not wait.
+	ReasonWait time.Duration
 	// OnTrust is told of every record stored flagged and of every chain
 	// break and conflicting copy found. It must return promptly.
 	OnTrust func(id, reason string)
@@ -428,8 +432,14 @@ func (in *Ingester) rating(t Topic, payload []byte, now time.Time) (store.Rating
 	}
 	// A rating the hall does not accept opens no follow-up: a forged 差评
 	// must not set staff to work.
+	if p.Disposition == record.Counted && p.Satisfaction <= 2 && in.cfg.ReasonWait > 0 {
+		// Counted from when the record was pressed, so a record that was
+		// held up on its way does not hold the evaluation up for longer.
+		r.ReasonDueMS = min(pressed.Add(in.cfg.ReasonWait).UnixMilli(), now.Add(in.cfg.ReasonWait).UnixMilli())
+	}
 	if p.Disposition == record.Counted && p.Satisfaction <= 2 && in.cfg.DueDate != nil && !r.Hold {
 		r.Followup = in.followup(p, in.cfg.DueDate(local), now)
+		r.Followup.ReasonDueMS = r.ReasonDueMS
 	}
 	return r, nil
 }

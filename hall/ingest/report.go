@@ -38,6 +38,9 @@ func Describe(p record.Press) string {
 			ticket += " (" + p.Ticket.Staff + ")"
 		}
 	}
+	if p.IsReason() && p.Reason != nil {
+		return fmt.Sprintf("%-4s %-12s 原因 %s (%s) for %s  %s", p.Counter, ticket, p.Reason.Label, p.Reason.Code, p.For, p.ID)
+	}
 	return fmt.Sprintf("%-4s %-12s %s %-14s %-9s  %s",
 		p.Counter, ticket, SatisfactionName(p.Satisfaction), p.Label, p.Disposition, p.ID)
 }

@@ -207,6 +207,9 @@ type WaitingRating struct {
 	ServiceDay                                          string
 	Verified                                            bool
 	JoinMark                                            int64
+	// ReasonCode and ReasonText are the reason the citizen gave for a
+	// 差评, when one arrived.
+	ReasonCode, ReasonText string
 }
 
 // JoinTx is a transaction of the join: it sees and changes waiting ratings,
@@ -227,16 +230,17 @@ func (s *DB) Join(ctx context.Context, fn func(*JoinTx) error) error {
 	})
 }
 
-// Joinable returns up to n waiting ratings that may join now: those whose
-// ticket carried a projectNo, and those with a case of their hall, counter,
-// ticket and service day they have not examined yet.
-func (j *JoinTx) Joinable(n int) ([]WaitingRating, error) {
+// Joinable returns up to n waiting ratings that may join at nowMS: those
+// whose ticket carried a projectNo, and those with a case of their hall,
+// counter, ticket and service day they have not examined yet; a 差评 only
+// once its reason arrived or its wait for it is over.
+func (j *JoinTx) Joinable(n int, nowMS int64) ([]WaitingRating, error) {
 	rows, err := j.tx.QueryContext(j.ctx, j.d.q(`SELECT r.id, r.device, r.hall, r.counter, r.ticket, r.staff, r.project_no,
-			r.satisfaction, r.pressed_at, r.pressed_ms, r.service_day, r.verified, r.join_mark
-		FROM rating r WHERE r.join_state = 'waiting' AND (r.project_no <> '' OR EXISTS (
+			r.satisfaction, r.pressed_at, r.pressed_ms, r.service_day, r.verified, r.join_mark, r.reason_code, r.reason_label
+		FROM rating r WHERE r.join_state = 'waiting' AND (r.reason_due_ms <= ? OR r.reason_id <> '') AND (r.project_no <> '' OR EXISTS (
 			SELECT 1 FROM hcase c WHERE c.hall = r.hall AND c.counter = r.counter AND c.ticket = r.ticket
 				AND c.service_day = r.service_day AND c.id > r.join_mark))
-		ORDER BY r.stored_ms, r.id LIMIT ?`), n)
+		ORDER BY r.stored_ms, r.id LIMIT ?`), nowMS, n)
 	if err != nil {
 		return nil, fmt.Errorf("joinable ratings: %w", err)
 	}
@@ -246,7 +250,7 @@ func (j *JoinTx) Joinable(n int) ([]WaitingRating, error) {
 		var w WaitingRating
 		var verified int
 		if err := rows.Scan(&w.ID, &w.Device, &w.Hall, &w.Counter, &w.Ticket, &w.Staff, &w.ProjectNo, &w.Satisfaction,
-			&w.PressedAt, &w.PressedMS, &w.ServiceDay, &verified, &w.JoinMark); err != nil {
+			&w.PressedAt, &w.PressedMS, &w.ServiceDay, &verified, &w.JoinMark, &w.ReasonCode, &w.ReasonText); err != nil {
 			return nil, fmt.Errorf("joinable ratings: %w", err)
 		}
 		w.Verified = verified == 1

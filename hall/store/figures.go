@@ -84,14 +84,15 @@ type Figures struct {
 }
 
 // Figures counts the ratings of q by class: the one function behind every
-// figure the collector shows or reports.
+// figure the collector shows or reports. Reason records are not ratings and
+// are not in it; [DB.ReasonCounts] counts the reasons of the rated ones.
 func (s *DB) Figures(ctx context.Context, q FigureQuery) (Figures, error) {
 	var f Figures
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT r.counter, COALESCE(NULLIF(c.staff, ''), r.staff) AS st, r.service_day,
 			r.satisfaction, `+classSQL+` AS class, COUNT(*),
 			SUM(CASE WHEN r.clock_synced = 0 THEN 1 ELSE 0 END), SUM(CASE WHEN r.verified = 0 THEN 1 ELSE 0 END)
 		FROM rating r LEFT JOIN hcase c ON c.project_no = r.case_no AND r.case_no <> ''
-		WHERE (? = '' OR r.hall = ?) AND r.pressed_ms >= ? AND r.pressed_ms < ?
+		WHERE (? = '' OR r.hall = ?) AND r.pressed_ms >= ? AND r.pressed_ms < ? AND r.kind = ''
 		GROUP BY r.counter, st, r.service_day, r.satisfaction, class
 		ORDER BY r.counter, st, r.service_day, r.satisfaction, class`), q.Hall, q.Hall, q.FromMS, q.ToMS)
 	if err != nil {
@@ -133,7 +134,7 @@ func (s *DB) lastOf(ctx context.Context, hall, cond string) (map[string]LatestRa
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT id, device, hall, counter, seq, satisfaction, disposition, ticket,
 			staff, project_no, pressed_at, service_day, join_state, case_no, stored_ms, clock_synced, verified, ticket_source, trust
 		FROM (SELECT r.*, ROW_NUMBER() OVER (PARTITION BY r.counter ORDER BY r.pressed_ms DESC, r.stored_ms DESC, r.id DESC) AS rn
-			FROM rating r WHERE (? = '' OR r.hall = ?) AND `+cond+`) x
+			FROM rating r WHERE (? = '' OR r.hall = ?) AND r.kind = '' AND `+cond+`) x
 		WHERE rn = 1 ORDER BY counter`), hall, hall)
 	if err != nil {
 		return nil, fmt.Errorf("store: last ratings: %w", err)

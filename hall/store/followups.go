@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -23,8 +25,30 @@ type Followup struct {
 	CreatedMS int64  `json:"created_ms"`
 	ClosedMS  *int64 `json:"closed_ms,omitempty"`
 	Note      string `json:"note,omitempty"`
-	// Alert is the alert message published for it.
+	// ReasonCode and ReasonText are the reason the citizen gave, once it
+	// arrived.
+	ReasonCode string `json:"reasonCode,omitempty"`
+	ReasonText string `json:"reasonText,omitempty"`
+	// ReasonDueMS, when set, holds the alert until the reason arrives or
+	// this time passes.
+	ReasonDueMS int64 `json:"-"`
+	// Alert is the alert message published for it, without the reason:
+	// see [Followup.AlertMessage].
 	Alert []byte `json:"-"`
+}
+
+// AlertMessage is the alert to publish: the stored message, with
+// reasonCode and reasonText added when the reason arrived.
+func (f Followup) AlertMessage() []byte {
+	a := bytes.TrimSpace(f.Alert)
+	if f.ReasonCode == "" || len(a) < 2 || a[len(a)-1] != '}' {
+		return f.Alert
+	}
+	code, _ := json.Marshal(f.ReasonCode) // strings cannot fail
+	text, _ := json.Marshal(f.ReasonText)
+	out := append(bytes.Clone(a[:len(a)-1]), `,"reasonCode":`...)
+	out = append(append(append(out, code...), `,"reasonText":`...), text...)
+	return append(out, '}')
 }
 
 func (s *DB) openFollowups(ctx context.Context, tx *sql.Tx, rs []Rating) error {
@@ -34,9 +58,10 @@ func (s *DB) openFollowups(ctx context.Context, tx *sql.Tx, rs []Rating) error {
 			continue
 		}
 		_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO followup (rating_id, hall, counter, ticket, project_no, staff,
-				satisfaction, pressed_at, due, created_ms, alert)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (rating_id) DO NOTHING`),
-			r.ID, f.Hall, f.Counter, f.Ticket, f.ProjectNo, f.Staff, f.Satisfaction, f.PressedAt, f.Due, f.CreatedMS, string(f.Alert))
+				satisfaction, pressed_at, due, created_ms, alert, reason_due_ms)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (rating_id) DO NOTHING`),
+			r.ID, f.Hall, f.Counter, f.Ticket, f.ProjectNo, f.Staff, f.Satisfaction, f.PressedAt, f.Due, f.CreatedMS, string(f.Alert),
+			f.ReasonDueMS)
 		if err != nil {
 			return fmt.Errorf("open follow-up of %s: %w", r.ID, err)
 		}
@@ -45,14 +70,14 @@ func (s *DB) openFollowups(ctx context.Context, tx *sql.Tx, rs []Rating) error {
 }
 
 const followupCols = `id, rating_id, hall, counter, ticket, project_no, staff, satisfaction, pressed_at, due,
-	created_ms, closed_ms, note, alert`
+	created_ms, closed_ms, note, alert, reason_code, reason_label, reason_due_ms`
 
 func scanFollowup(sc interface{ Scan(...any) error }) (Followup, error) {
 	var f Followup
 	var closed sql.NullInt64
 	var alert string
 	err := sc.Scan(&f.ID, &f.RatingID, &f.Hall, &f.Counter, &f.Ticket, &f.ProjectNo, &f.Staff, &f.Satisfaction,
-		&f.PressedAt, &f.Due, &f.CreatedMS, &closed, &f.Note, &alert)
+		&f.PressedAt, &f.Due, &f.CreatedMS, &closed, &f.Note, &alert, &f.ReasonCode, &f.ReasonText, &f.ReasonDueMS)
 	if closed.Valid {
 		f.ClosedMS = &closed.Int64
 	}
@@ -115,15 +140,17 @@ func (s *DB) CloseFollowup(ctx context.Context, id int64, note string, nowMS int
 }
 
 // ClaimAlerts marks up to n alerts not yet published as being published
-// now and returns them. An alert whose publishing fails is released with
-// [DB.ReleaseAlert] and claimed again later.
+// now and returns them; an alert waiting for its reason is claimed once the
+// reason arrived or its wait is over. An alert whose publishing fails is
+// released with [DB.ReleaseAlert] and claimed again later.
 func (s *DB) ClaimAlerts(ctx context.Context, nowMS int64, n int) ([]Followup, error) {
 	var out []Followup
 	err := s.inTx(ctx, "claim alerts", func(tx *sql.Tx) error {
 		out = nil
 		rows, err := tx.QueryContext(ctx, s.d.q(`UPDATE followup SET alert_sent_ms = ?
-			WHERE alert_sent_ms IS NULL AND id IN (SELECT id FROM followup WHERE alert_sent_ms IS NULL ORDER BY id LIMIT ?`+s.d.skipLocked+`)
-			RETURNING `+followupCols), nowMS, n)
+			WHERE alert_sent_ms IS NULL AND id IN (SELECT id FROM followup WHERE alert_sent_ms IS NULL
+				AND (reason_due_ms <= ? OR reason_code <> '') ORDER BY id LIMIT ?`+s.d.skipLocked+`)
+			RETURNING `+followupCols), nowMS, nowMS, n)
 		if err != nil {
 			return err
 		}

@@ -155,6 +155,8 @@ var migrations = []func(tx *sql.Tx, d dialect) error{
 	// 6: ranks of copies (a verified record wins), evidence kept with
 	// its trust state, the first key each device announced.
 	migrateRanks,
+	// 7: reasons for a 差评 (reason records, and the reason of a rating).
+	migrateReasons,
 }
 
 func execAll(tx *sql.Tx, d dialect, stmts ...string) error {

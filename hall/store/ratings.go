@@ -49,6 +49,9 @@ type Rating struct {
 	StoredMS int64
 	// Followup, when set, is opened with the rating (a counted 差评).
 	Followup *Followup
+	// ReasonDueMS, when set, holds the join of a counted 差评 until its
+	// reason arrives or this time passes.
+	ReasonDueMS int64
 }
 
 // Ticket returns the ticket id, staff and projectNo of r's ticket.
@@ -118,6 +121,8 @@ type Saved struct {
 	// Replaced are the records that took the place of a stored copy of
 	// their id that ranked lower (a forgery or an unsigned copy).
 	Replaced []Rating
+	// Reasons are the reasons this batch joined to their ratings.
+	Reasons []AttachedReason
 }
 
 // maxRows bounds the rows of one multi-row insert.
@@ -125,7 +130,8 @@ const maxRows = 200
 
 const ratingCols = `id, device, hall, counter, epoch, seq, button, label, satisfaction, disposition,
 	ticket, staff, item, project_no, pressed_at, pressed_ms, service_day, clock_synced, verified,
-	stored_ms, join_state, raw, trust, trust_reason, prev, chain_hash, signed, ticket_source, boot_id, uptime_ms, copy_rank`
+	stored_ms, join_state, raw, trust, trust_reason, prev, chain_hash, signed, ticket_source, boot_id, uptime_ms, copy_rank,
+	kind, for_id, reason_code, reason_label, reason_due_ms`
 
 // SaveBatch stores the batch in one transaction: each rating once, keyed on
 // its id; the per-epoch counts and highest seq; the devices' last status;
@@ -170,6 +176,9 @@ func (s *DB) SaveBatch(ctx context.Context, b Batch) (Saved, error) {
 		if err := s.openFollowups(ctx, tx, saved.New); err != nil {
 			return err
 		}
+		if saved.Reasons, err = s.attachReasons(ctx, tx, saved.New); err != nil {
+			return err
+		}
 		if err := s.park(ctx, tx, b.Parked); err != nil {
 			return err
 		}
@@ -185,7 +194,7 @@ func (s *DB) insertRatings(ctx context.Context, tx *sql.Tx, rs []Rating) ([]stri
 	if len(rs) == 0 {
 		return nil, nil
 	}
-	const n = 31
+	const n = 36
 	var sb strings.Builder
 	sb.WriteString("INSERT INTO rating (" + ratingCols + ") VALUES ")
 	args := make([]any, 0, n*len(rs))
@@ -243,11 +252,13 @@ func (r Rating) joinState() string {
 // columns are r's values of ratingCols.
 func (r Rating) columns() []any {
 	ticket, staff, item, projectNo := r.ticket()
+	reasonCode, reasonLabel := reasonOf(r.Press)
 	trust := r.trust()
 	return []any{r.ID, r.Device, r.Hall, r.Counter, r.Epoch, int64(r.Seq), r.Button, r.Label,
 		r.Satisfaction, string(r.Disposition), ticket, staff, item, projectNo, r.PressedAt, r.PressedMS,
 		r.ServiceDay, boolInt(r.ClockSynced), boolInt(r.Verified && trust == TrustVerified), r.StoredMS, r.joinState(), string(r.Raw),
-		trust, r.TrustReason, r.Prev, r.ChainHash(), boolInt(r.Sig != ""), r.ticketSource(), r.BootID, r.UptimeMS, r.rank()}
+		trust, r.TrustReason, r.Prev, r.ChainHash(), boolInt(r.Sig != ""), r.ticketSource(), r.BootID, r.UptimeMS, r.rank(),
+		kindOf(r.Press), r.For, reasonCode, reasonLabel, r.ReasonDueMS}
 }
 
 // bestCopies keeps one copy of each id of rs (sorted by device, epoch and

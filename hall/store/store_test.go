@@ -166,7 +166,7 @@ func TestJoinAndQueue(t *testing.T) {
 			t.Fatal(err)
 		}
 		err := db.Join(ctx, func(j *store.JoinTx) error {
-			w, err := j.Joinable(10)
+			w, err := j.Joinable(10, 1<<62)
 			if err != nil {
 				return err
 			}

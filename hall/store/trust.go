@@ -411,13 +411,14 @@ func (s *DB) replace(ctx context.Context, tx *sql.Tx, r Rating, c storedCopy, no
 	}
 	if f := r.Followup; f != nil {
 		_, err = tx.ExecContext(ctx, s.d.q(`INSERT INTO followup (rating_id, hall, counter, ticket, project_no, staff,
-				satisfaction, pressed_at, due, created_ms, alert)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				satisfaction, pressed_at, due, created_ms, alert, reason_due_ms)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (rating_id) DO UPDATE SET hall = excluded.hall, counter = excluded.counter, ticket = excluded.ticket,
 				project_no = excluded.project_no, staff = excluded.staff, satisfaction = excluded.satisfaction,
 				pressed_at = excluded.pressed_at, due = excluded.due, alert = excluded.alert,
-				closed_ms = NULL, note = '', alert_sent_ms = NULL`),
-			r.ID, f.Hall, f.Counter, f.Ticket, f.ProjectNo, f.Staff, f.Satisfaction, f.PressedAt, f.Due, f.CreatedMS, string(f.Alert))
+				closed_ms = NULL, note = '', alert_sent_ms = NULL, reason_due_ms = excluded.reason_due_ms`),
+			r.ID, f.Hall, f.Counter, f.Ticket, f.ProjectNo, f.Staff, f.Satisfaction, f.PressedAt, f.Due, f.CreatedMS, string(f.Alert),
+			f.ReasonDueMS)
 		if err != nil {
 			return fmt.Errorf("open follow-up of %s: %w", r.ID, err)
 		}
