@@ -59,6 +59,8 @@ type Report struct {
 	ByStaff   []Row      `json:"by_staff"`
 	ByCounter []Row      `json:"by_counter"`
 	Points    [5]float64 `json:"points"`
+	// Reasons is the distribution of the reasons given for 差评.
+	Reasons Reasons `json:"reasons"`
 }
 
 // Month returns the start and end of a month "2026-11" in loc.

@@ -406,13 +406,20 @@ type StoredRating struct {
 	// its case, and when.
 	AssignedBy string `json:"assigned_by,omitempty"`
 	AssignedAt string `json:"assigned_at,omitempty"`
+	// Kind is "reason" for a reason record (For names its rating), absent
+	// for a rating; ReasonCode and ReasonText are the reason of a reason
+	// record, or the reason attached to a rating.
+	Kind       string `json:"kind,omitempty"`
+	For        string `json:"for,omitempty"`
+	ReasonCode string `json:"reasonCode,omitempty"`
+	ReasonText string `json:"reasonText,omitempty"`
 }
 
 // Ratings lists stored ratings, newest first.
 func (s *DB) Ratings(ctx context.Context, f RatingFilter) ([]StoredRating, error) {
 	q := `SELECT id, device, hall, counter, seq, satisfaction, disposition, ticket, staff, project_no,
 		pressed_at, service_day, join_state, case_no, stored_ms, trust, trust_reason, ticket_source, join_reason,
-		assigned_by, assigned_ms FROM rating WHERE 1 = 1`
+		assigned_by, assigned_ms, kind, for_id, reason_code, reason_label FROM rating WHERE 1 = 1`
 	var args []any
 	if f.JoinState != "" {
 		q += ` AND join_state = ?`
@@ -439,7 +446,8 @@ func (s *DB) Ratings(ctx context.Context, f RatingFilter) ([]StoredRating, error
 		var assigned sql.NullInt64
 		if err := rows.Scan(&r.ID, &r.Device, &r.Hall, &r.Counter, &r.Seq, &r.Satisfaction, &r.Disposition,
 			&r.Ticket, &r.Staff, &r.ProjectNo, &r.PressedAt, &r.ServiceDay, &r.JoinState, &r.CaseNo, &r.StoredMS,
-			&r.Trust, &r.TrustReason, &r.TicketSource, &r.JoinReason, &r.AssignedBy, &assigned); err != nil {
+			&r.Trust, &r.TrustReason, &r.TicketSource, &r.JoinReason, &r.AssignedBy, &assigned,
+			&r.Kind, &r.For, &r.ReasonCode, &r.ReasonText); err != nil {
 			return nil, fmt.Errorf("store: list ratings: %w", err)
 		}
 		if assigned.Valid {

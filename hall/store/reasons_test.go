@@ -104,13 +104,16 @@ func TestReasonAttachesEitherOrder(t *testing.T) {
 		}
 
 		// Reason records are neither ratings on the tiles nor in reports.
-		latest, err := db.LatestRatings(ctx, "h1")
-		if err != nil || len(latest) != 1 || latest[0].ID != "d1:e1:6" {
-			t.Fatalf("latest %+v %v", latest, err)
+		fig, err := db.Figures(ctx, store.FigureQuery{Hall: "h1", FromMS: 0, ToMS: 1 << 62, Last: true})
+		if err != nil {
+			t.Fatal(err)
 		}
-		rows, err := db.ReportRows(ctx, 0, 1<<62)
-		if err != nil || len(rows) != 3 {
-			t.Fatalf("report rows %+v %v", rows, err)
+		var n int64
+		for _, r := range fig.Rows {
+			n += r.N
+		}
+		if n != 3 || fig.LastPress["W05"].ID != "" && fig.LastPress["W05"].ID != "d1:e1:6" {
+			t.Fatalf("figures %+v", fig)
 		}
 		counts, err := db.ReasonCounts(ctx, "h1", 0, 1<<62)
 		if err != nil {

@@ -226,6 +226,7 @@ type Store interface {
 	ClaimAlerts(ctx context.Context, nowMS int64, n int) ([]Followup, error)
 	ReleaseAlert(ctx context.Context, id int64) error
 	Figures(ctx context.Context, q FigureQuery) (Figures, error)
+	ReasonCounts(ctx context.Context, hall string, fromMS, toMS int64) ([]ReasonCount, error)
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -34,6 +34,7 @@ var dicts = map[string]dict{
 		"src_staff": "请评价键", "src_http": "叫号系统·HTTP", "src_sql": "叫号系统·数据库", "src_mqtt": "叫号系统·MQTT",
 		"src_queue": "叫号系统", "ambiguous": "待指派办件的评价", "assign": "指派", "assigned_ok": "已指派",
 		"candidates": "候选办件",
+		"reasons_title": "不满意原因分布", "reasons_month": "本月不满意原因分布", "reason": "不满意原因", "no_reason": "未选择原因",
 	},
 	"en": {
 		"lang": "en", "title": "Service hall ratings", "report_title": "Monthly satisfaction report",
@@ -62,6 +63,7 @@ var dicts = map[string]dict{
 		"src_staff": "staff key", "src_http": "queue · HTTP", "src_sql": "queue · database", "src_mqtt": "queue · MQTT",
 		"src_queue": "queue", "ambiguous": "Ratings to assign to a case", "assign": "Assign", "assigned_ok": "Assigned",
 		"candidates": "Candidate cases",
+		"reasons_title": "Reasons given for bad ratings (不满意原因分布)", "reasons_month": "Reasons given this month", "reason": "Reason", "no_reason": "no reason given",
 	},
 }
 

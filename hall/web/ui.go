@@ -211,6 +211,8 @@ type hallView struct {
 	Ranking, StaffRanking                              []RankRow
 	Followups                                          []FollowupRow
 	Audit                                              auditView
+	// Reasons is the month's 不满意原因分布.
+	Reasons report.Reasons
 }
 
 type auditView struct {
@@ -249,6 +251,8 @@ type hallData struct {
 	Unverified []store.LatestRating
 	// Ambiguous are the ratings to assign, with their candidates.
 	Ambiguous []store.StoredRating
+	// Reasons are the month's reasons of 差评.
+	Reasons []store.ReasonCount
 	// Tickets are the counters' current tickets as the hub heard them.
 	Tickets map[string]live.CurrentTicket
 }
@@ -262,6 +266,9 @@ func (d *dashboard) load(ctx context.Context) (hallData, error) {
 		return data, err
 	}
 	if data.Figures, err = d.st.Figures(ctx, store.FigureQuery{Hall: cfg.Hall, FromMS: from.UnixMilli(), ToMS: to.UnixMilli(), Last: true}); err != nil {
+		return data, err
+	}
+	if data.Reasons, err = d.st.ReasonCounts(ctx, cfg.Hall, from.UnixMilli(), to.UnixMilli()); err != nil {
 		return data, err
 	}
 	if data.Audit, err = d.st.Audit(ctx); err != nil {
@@ -481,6 +488,7 @@ func buildView(data hallData, hall string, loc *time.Location, lang string) hall
 	v.Trend = trend(rates, dayCounts, t)
 	v.Ranking = ranking(monthAgg.counter)
 	v.StaffRanking = ranking(monthAgg.staff)
+	v.Reasons = report.MakeReasons(data.Reasons)
 	v.Followups = followupRows(data.Followups, hall, t, now)
 	v.Audit = auditRows(v.Audit, data, hall, loc)
 	return v

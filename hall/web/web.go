@@ -618,5 +618,11 @@ func Report(ctx context.Context, st store.Store, month, hall string, loc *time.L
 	if err != nil {
 		return report.Report{}, err
 	}
-	return report.Make(month, hall, fig.Rows, points), nil
+	reasons, err := st.ReasonCounts(ctx, hall, from.UnixMilli(), to.UnixMilli())
+	if err != nil {
+		return report.Report{}, err
+	}
+	rep := report.Make(month, hall, fig.Rows, points)
+	rep.Reasons = report.MakeReasons(reasons)
+	return rep, nil
 }
