@@ -741,6 +741,12 @@ func (d *dashboard) reportPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rep := report.Make(month, cfg.Hall, fig.Rows, cfg.Points)
+	reasons, err := cfg.Store.ReasonCounts(r.Context(), cfg.Hall, from.UnixMilli(), to.UnixMilli())
+	if err != nil {
+		d.s.internal(w, r, err)
+		return
+	}
+	rep.Reasons = report.MakeReasons(reasons)
 	v := reportView{Lang: lang, Other: t["lang_param"], T: t, Hall: cfg.Hall, Month: month, Report: rep,
 		Prev: from.AddDate(0, -1, 0).Format("2006-01"), Next: to.Format("2006-01"),
 		Generated: now.Format("2006-01-02 15:04:05")}
