@@ -33,8 +33,7 @@ var dicts = map[string]dict{
 		"days": "天", "generated": "生成时间", "language": "English", "lang_param": "en", "error": "错误",
 		"src_staff": "请评价键", "src_http": "叫号系统·HTTP", "src_sql": "叫号系统·数据库", "src_mqtt": "叫号系统·MQTT",
 		"src_queue": "叫号系统", "ambiguous": "待指派办件的评价", "assign": "指派", "assigned_ok": "已指派",
-		"candidates": "候选办件",
-		"reasons_title": "不满意原因分布", "reasons_month": "本月不满意原因分布", "reason": "不满意原因", "no_reason": "未选择原因",
+		"candidates": "候选办件", "reasons_title": "不满意原因分布", "reasons_month": "本月不满意原因分布", "reason": "不满意原因", "no_reason": "未选择原因",
 	},
 	"en": {
 		"lang": "en", "title": "Service hall ratings", "report_title": "Monthly satisfaction report",
@@ -62,8 +61,7 @@ var dicts = map[string]dict{
 		"days": "days", "generated": "Generated", "language": "中文", "lang_param": "zh", "error": "Error",
 		"src_staff": "staff key", "src_http": "queue · HTTP", "src_sql": "queue · database", "src_mqtt": "queue · MQTT",
 		"src_queue": "queue", "ambiguous": "Ratings to assign to a case", "assign": "Assign", "assigned_ok": "Assigned",
-		"candidates": "Candidate cases",
-		"reasons_title": "Reasons given for bad ratings (不满意原因分布)", "reasons_month": "Reasons given this month", "reason": "Reason", "no_reason": "no reason given",
+		"candidates": "Candidate cases", "reasons_title": "Reasons given for bad ratings (不满意原因分布)", "reasons_month": "Reasons given this month", "reason": "Reason", "no_reason": "no reason given",
 	},
 }
 
