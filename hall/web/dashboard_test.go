@@ -268,13 +268,18 @@ func TestPagesEscapeAndKeepTheTokenOut(t *testing.T) {
 	}
 	_, page := f.get("/")
 	for _, s := range []string{"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", "非常满意", "好评率", "不满意率",
-		`id="tile-W01"`, "离线", "时钟未同步", "记录未通过校验: 1"} {
+		`id="tile-W01"`, "离线", "时钟未同步", "未验证（无可信密钥）: 1"} {
 		if !strings.Contains(page, s) {
 			t.Errorf("live view lacks %q", s)
 		}
 	}
+	// W03's record could not be verified (no trusted key): that is not a
+	// failed verification, and the tile does not say it is.
+	if strings.Contains(page, "记录未通过校验: ") {
+		t.Errorf("live view calls an unverified record failed")
+	}
 	_, en := f.get("/?lang=en")
-	for _, s := range []string{"Very satisfied", "Good rate", "Not-satisfied rate", "offline", "clock not synchronised"} {
+	for _, s := range []string{"Very satisfied", "Good rate", "Not-satisfied rate", "offline", "clock not synchronised", "unverified (no trusted key): 1"} {
 		if !strings.Contains(en, s) {
 			t.Errorf("English view lacks %q", s)
 		}

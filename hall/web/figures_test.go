@@ -163,8 +163,13 @@ func liveEqualsReport(t *testing.T, db *store.DB) {
 		w2.LastPress == nil || w2.LastPress.Kind != "press_late" {
 		t.Errorf("W02 tile %+v last %+v last press %+v", w2, w2.Last, w2.LastPress)
 	}
-	if w9 := tiles["W09"]; w9.Rated != 0 || w9.Last != nil || w9.LastPress == nil || w9.Unverified != 30 {
+	if w9 := tiles["W09"]; w9.Rated != 0 || w9.Last != nil || w9.LastPress == nil || w9.Unverified != 30 || w9.Failed != 0 {
 		t.Errorf("W09 tile %+v", w9)
+	}
+	// The forgeries failed verification: a warning on W01's tile, apart
+	// from the unverified (no trusted key) note of W09's.
+	if w1 := tiles["W01"]; w1.Failed != 5 || w1.Unverified != 0 {
+		t.Errorf("W01 tile: %d failed, %d unverified; want 5 and 0", w1.Failed, w1.Unverified)
 	}
 	for _, r := range append(v.StaffRanking, v.Ranking...) {
 		if r.Key == "VICTIM-S900" || r.Key == "W09" {

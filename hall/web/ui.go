@@ -163,9 +163,12 @@ type Tile struct {
 	Rated    int64    `json:"rated"`
 	GoodRate float64  `json:"good_rate"`
 	// ClockUnsynced is true when the counter's last record was pressed
-	// with the clock not synchronised; Unverified counts today's records
-	// that failed verification. Both warn on the tile.
+	// with the clock not synchronised. Failed counts today's records that
+	// failed verification (a warning); Unverified those that could not be
+	// verified because the hall holds no trusted key for the device (a
+	// note: nothing is wrong with them, the keys file lacks the device).
 	ClockUnsynced bool   `json:"clock_unsynced"`
+	Failed        int64  `json:"failed_verification"`
 	Unverified    int64  `json:"unverified"`
 	Missing       string `json:"missing,omitempty"`
 	// Levels is Today, level 5 first, with names, for the tile.
@@ -222,6 +225,9 @@ type auditView struct {
 	// cases.
 	Ambiguous  []store.StoredRating
 	Rejected   []store.Evaluation
+	// Failed are the newest records that failed verification; Unverified
+	// those without a trusted key to verify them.
+	Failed     []store.LatestRating
 	Unverified []store.LatestRating
 	Flagged    int64
 	Duplicate  int64
@@ -424,7 +430,11 @@ func buildView(data hallData, hall string, loc *time.Location, lang string) hall
 			staff = "-"
 		}
 		if c.Day == today {
-			tile(c.Counter).Unverified += c.Unverified
+			if c.Class == store.ClassFailedVerification {
+				tile(c.Counter).Failed += c.N
+			} else {
+				tile(c.Counter).Unverified += c.Unverified
+			}
 		}
 		switch c.Class {
 		case store.ClassNotCounted:
@@ -538,7 +548,14 @@ func auditRows(v auditView, data hallData, hall string, loc *time.Location) audi
 			v.Gaps = append(v.Gaps, fmt.Sprintf("%s %s ≤ %d: %s (%d)", dev.Device, dev.Epoch, dev.LastSeq-dev.Pending, dev.Missing, dev.Missing.Count()))
 		}
 	}
-	v.Unmatched, v.Rejected, v.Unverified = data.Unmatched, data.Rejected, data.Unverified
+	v.Unmatched, v.Rejected = data.Unmatched, data.Rejected
+	for _, r := range data.Unverified {
+		if r.Trust == store.TrustFlagged {
+			v.Failed = append(v.Failed, r)
+		} else {
+			v.Unverified = append(v.Unverified, r)
+		}
+	}
 	for _, r := range data.Ambiguous {
 		r.PressedAt = clock(r.PressedAt, loc)
 		r.Candidates = slices.Clone(r.Candidates)
