@@ -5,9 +5,11 @@ import (
 	"strings"
 )
 
-// Range is an inclusive range of seq numbers.
+// Range is an inclusive range of seq numbers; in JSON {"from":5,"to":7},
+// cased like every other key of the API.
 type Range struct {
-	From, To uint64
+	From uint64 `json:"from"`
+	To   uint64 `json:"to"`
 }
 
 func (r Range) String() string {

@@ -538,14 +538,27 @@ func followupRows(fs []store.Followup, hall string, t dict, now time.Time) []Fol
 
 func auditRows(v auditView, data hallData, hall string, loc *time.Location) auditView {
 	a := data.Audit
+	top := map[[2]string]uint64{}
 	for _, st := range a.Streams {
+		top[[2]string{st.Device, st.Epoch}] = st.MaxSeq
 		if len(st.Gaps) > 0 {
 			v.Gaps = append(v.Gaps, fmt.Sprintf("%s %s: %s (%d)", st.Device, st.Epoch, st.Gaps, st.Gaps.Count()))
 		}
 	}
 	for _, dev := range a.Devices {
-		if dev.Hall == hall && len(dev.Missing) > 0 {
-			v.Gaps = append(v.Gaps, fmt.Sprintf("%s %s ≤ %d: %s (%d)", dev.Device, dev.Epoch, dev.LastSeq-dev.Pending, dev.Missing, dev.Missing.Count()))
+		if dev.Hall != hall {
+			continue
+		}
+		// A gap below the highest seq received is listed above already;
+		// what only the status shows is the tail above it.
+		var tail store.Ranges
+		for _, r := range dev.Missing {
+			if m := top[[2]string{dev.Device, dev.Epoch}]; r.To > m {
+				tail = append(tail, store.Range{From: max(r.From, m+1), To: r.To})
+			}
+		}
+		if len(tail) > 0 {
+			v.Gaps = append(v.Gaps, fmt.Sprintf("%s %s ≤ %d: %s (%d)", dev.Device, dev.Epoch, dev.LastSeq-dev.Pending, tail, tail.Count()))
 		}
 	}
 	v.Unmatched, v.Rejected = data.Unmatched, data.Rejected
