@@ -320,6 +320,19 @@ func (c *Collector) Run(ctx context.Context) error {
 	gateway := queue.NewGateway(queue.Config{
 		Prefix: cfg.MQTT.TopicPrefix, Hall: cfg.Hall.ID, Publisher: l, Ready: l.Ready, Noter: hub, Logger: log,
 	})
+	var poller *queue.Poller
+	if t := cfg.Tickets; t.SQLDriver != "" {
+		poller, err = queue.NewPoller(queue.PollConfig{Driver: t.SQLDriver, DSN: t.SQLDSN, Query: t.SQLQuery,
+			Interval: t.PollInterval.Duration, CursorStart: t.CursorStart, Cursors: db, Gateway: gateway, Logger: log})
+		if err != nil {
+			return fmt.Errorf("config: tickets.sql_dsn: %w", err)
+		}
+		defer poller.Close()
+		counters = append(counters,
+			web.Counter{Name: "tickets_polled_total", Help: "Queue system rows published as tickets.", Value: func() int64 { return poller.Stats().Published }},
+			web.Counter{Name: "tickets_refused_total", Help: "Queue system rows refused for a field.", Value: func() int64 { return poller.Stats().Refused }},
+		)
+	}
 	points := [5]float64(cfg.Report.Points)
 	api := web.New(web.Config{
 		Tickets: gateway, Assigner: joiner,
@@ -342,7 +355,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	log.Info("collector starting", "version", c.version, "hall", cfg.Hall.ID, "broker", brokerURL,
 		"client_id", clientID, "store", db.Kind, "http", listener.Addr().String(), "esup_sink", cfg.ESup.Sink,
 		"records", cfg.Store.JSONL, "demo_tickets", cfg.Demo.Tickets)
-	p := parts{link: l, in: in, hub: hub, prefix: cfg.MQTT.TopicPrefix, tickets: tickets, joiner: joiner, deliverer: deliverer, alerter: alerter, api: api,
+	p := parts{poller: poller, link: l, in: in, hub: hub, prefix: cfg.MQTT.TopicPrefix, tickets: tickets, joiner: joiner, deliverer: deliverer, alerter: alerter, api: api,
 		listener: listener, db: db, out: out, every: cfg.Log.SummaryInterval.Duration, log: log,
 		joinNudge: joinNudge, deliverNudge: deliverNudge, alertNudge: alertNudge}
 	err = p.run(ctx)
@@ -362,6 +375,7 @@ type parts struct {
 	link                                *link.Link
 	in                                  *ingest.Ingester
 	tickets                             *demo.Runner
+	poller                              *queue.Poller
 	joiner                              *esup.Joiner
 	deliverer                           *esup.Deliverer
 	alerter                             *esup.Alerter
@@ -396,6 +410,9 @@ func (p *parts) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	if p.tickets != nil {
 		wg.Go(func() { p.tickets.Run(partsCtx) })
+	}
+	if p.poller != nil {
+		wg.Go(func() { p.poller.Run(partsCtx) })
 	}
 	wg.Go(func() { p.joiner.Run(partsCtx, p.joinNudge, 2*time.Second) })
 	if p.deliverer != nil {

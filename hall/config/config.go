@@ -33,6 +33,27 @@ type Config struct {
 	Followup Followup `toml:"followup"`
 	Report   Report   `toml:"report"`
 	Trust    Trust    `toml:"trust"`
+	Tickets  Tickets  `toml:"tickets"`
+}
+
+// Tickets configures the polling of a queue system's database (the 中间库
+// pattern): each new row of SQLQuery becomes a ticket published for its
+// counter, as POST /api/v1/counters/{counter}/ticket does.
+type Tickets struct {
+	// SQLDriver is "postgres" or "mysql"; empty turns polling off.
+	SQLDriver string `toml:"sql_driver"`
+	// SQLDSN is the database to poll, in the driver's form
+	// (postgres://user@host/db, or user:pass@tcp(host:3306)/db for mysql).
+	SQLDSN string `toml:"sql_dsn"`
+	// SQLQuery returns the rows newer than its one parameter (the cursor),
+	// in order, with the columns cursor, counter, ticket, state, staff,
+	// item, at and optionally projectNo.
+	SQLQuery string `toml:"sql_query"`
+	// PollInterval is how often the query runs.
+	PollInterval Duration `toml:"poll_interval"`
+	// CursorStart is the cursor of the first poll, before any row was
+	// taken.
+	CursorStart string `toml:"cursor_start"`
 }
 
 // Trust configures the verification of records (docs/trust.md).
@@ -191,8 +212,9 @@ func Default() Config {
 			Done:    Duration{15 * time.Second},
 			Idle:    Duration{3 * time.Second},
 		},
-		Log:   Log{Level: "info", SummaryInterval: Duration{time.Minute}},
-		Trust: Trust{CollectorIdentity: "hall-collector"},
+		Log:     Log{Level: "info", SummaryInterval: Duration{time.Minute}},
+		Trust:   Trust{CollectorIdentity: "hall-collector"},
+		Tickets: Tickets{PollInterval: Duration{2 * time.Second}, CursorStart: "0"},
 	}
 }
 
@@ -266,9 +288,36 @@ func (c *Config) Validate() error {
 	if !record.ValidID(c.Trust.CollectorIdentity) {
 		return fmt.Errorf("config: trust.collector_identity: %q is not of [A-Za-z0-9._-]{1,64}", c.Trust.CollectorIdentity)
 	}
+	if err := c.validateTickets(); err != nil {
+		return err
+	}
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(c.Log.Level)); err != nil {
 		return fmt.Errorf("config: log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	return nil
+}
+
+func (c *Config) validateTickets() error {
+	t := c.Tickets
+	switch t.SQLDriver {
+	case "":
+		if t.SQLDSN != "" || t.SQLQuery != "" {
+			return errors.New("config: tickets.sql_driver: missing (postgres or mysql) for sql_dsn and sql_query")
+		}
+		return nil
+	case "postgres", "mysql":
+	default:
+		return fmt.Errorf("config: tickets.sql_driver: %q is neither postgres nor mysql", t.SQLDriver)
+	}
+	if t.SQLDSN == "" {
+		return errors.New("config: tickets.sql_dsn: missing")
+	}
+	if t.SQLQuery == "" {
+		return errors.New("config: tickets.sql_query: missing")
+	}
+	if t.PollInterval.Duration < 100*time.Millisecond {
+		return fmt.Errorf("config: tickets.poll_interval: %s is shorter than 100ms", t.PollInterval)
 	}
 	return nil
 }

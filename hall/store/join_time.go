@@ -259,3 +259,28 @@ func caseColsOf(alias string) string {
 	}
 	return strings.Join(cols, ", ")
 }
+
+// TicketCursor returns the cursor a ticket poller saved under name, and
+// false when it never saved one.
+func (s *DB) TicketCursor(ctx context.Context, name string) (string, bool, error) {
+	var c string
+	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT cursor FROM ticket_cursor WHERE name = ?`), name).Scan(&c)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("store: ticket cursor %s: %w", name, err)
+	}
+	return c, true, nil
+}
+
+// SaveTicketCursor keeps the cursor of the last row a ticket poller
+// published.
+func (s *DB) SaveTicketCursor(ctx context.Context, name, cursor string, nowMS int64) error {
+	_, err := s.db.ExecContext(ctx, s.d.q(`INSERT INTO ticket_cursor (name, cursor, updated_ms) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, updated_ms = excluded.updated_ms`), name, cursor, nowMS)
+	if err != nil {
+		return fmt.Errorf("store: save ticket cursor %s: %w", name, err)
+	}
+	return nil
+}
