@@ -164,6 +164,9 @@ func (p *Poller) Poll(ctx context.Context) error {
 		return fmt.Errorf("tickets: read rows: %w", err)
 	}
 	for _, r := range todo {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		_, err := p.cfg.Gateway.Publish(ctx, r.counter, r.body, ViaSQL)
 		var fe *FieldError
 		switch {
@@ -175,7 +178,9 @@ func (p *Poller) Poll(ctx context.Context) error {
 		default:
 			p.published.Add(1)
 		}
-		if err := p.cfg.Cursors.SaveTicketCursor(ctx, cursorName, r.cursor, p.cfg.Now().UnixMilli()); err != nil {
+		// Published is published: the cursor moves past the row even when
+		// the collector is stopping.
+		if err := p.cfg.Cursors.SaveTicketCursor(context.WithoutCancel(ctx), cursorName, r.cursor, p.cfg.Now().UnixMilli()); err != nil {
 			return err
 		}
 		p.cur = r.cursor
