@@ -267,6 +267,40 @@ func TestCollectorMemoryUnder32MBBodies(t *testing.T) {
 	if n := c.cases(t); n != 0 {
 		t.Fatalf("%d cases stored", n)
 	}
+
+	// The most a request may carry: 100,000 valid cases (about 14 MB),
+	// stored; and 32 MB of them, refused at the 100,001st. Cases are
+	// spooled to disk, not held.
+	for _, size := range []struct {
+		cases int
+		want  int
+	}{{100000, 200}, {-1, 400}} {
+		var b strings.Builder
+		b.WriteString("[")
+		for i := 0; size.cases < 0 && b.Len() < 32<<20 || i < size.cases; i++ {
+			fmt.Fprintf(&b, `{"projectNo":"620100-2026-%09d","hall":"h1","counter":"W01","ticket":"A%d","staff":"S017","staffName":"张三","taskName":"营业执照"},`, i, i%1000)
+		}
+		body := strings.TrimSuffix(b.String(), ",") + "]"
+		req, _ := http.NewRequest("POST", "http://"+c.api+"/api/v1/cases", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		peak := rss(t, pid, "VmHWM")
+		t.Logf("%d bytes of valid cases: %d %.100s; peak RSS now %d kB", len(body), resp.StatusCode, answer, peak)
+		if resp.StatusCode != size.want {
+			t.Fatalf("answer %d, want %d", resp.StatusCode, size.want)
+		}
+		if peak >= 2*idle {
+			t.Fatalf("peak RSS %d kB is not under twice the idle %d kB", peak, idle)
+		}
+	}
+	if n := c.cases(t); n != 100000 {
+		t.Fatalf("%d cases stored, want 100000", n)
+	}
 }
 
 // TestCrossOriginPageChangesNothing opens a page of another origin in

@@ -42,47 +42,60 @@ var caseFields = []string{"projectNo", "taskCode", "taskName", "deptCode", "dept
 
 // DecodeCases reads one case object or an array of them from r and checks
 // every case; one bad case is an error naming its field, and then no case
-// is returned. It decodes an array one element at a time and stops at the
-// first bad case or past [MaxCases], so what it holds is bounded by the
-// cases it returns, not by the size of r.
+// is returned. See [EachCase] for reading without holding the cases.
 func DecodeCases(r io.Reader, loc *time.Location, now time.Time) ([]store.Case, error) {
+	var out []store.Case
+	if _, err := EachCase(r, loc, now, func(c store.Case) error { out = append(out, c); return nil }); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EachCase reads one case object or an array of them from r, checks each
+// case and hands it to fn as soon as it is decoded, so what is held is one
+// case whatever the size of r. It stops at the first bad case (a
+// [*FieldError]), past [MaxCases], or at fn's first error, and returns how
+// many cases fn took.
+func EachCase(r io.Reader, loc *time.Location, now time.Time, fn func(store.Case) error) (int, error) {
 	br := bufio.NewReader(r)
 	first, err := firstByte(br)
 	if err != nil {
-		return nil, &FieldError{Index: 0, Field: "body", Msg: "not a JSON object or array: " + err.Error(), Err: err}
+		return 0, &FieldError{Index: 0, Field: "body", Msg: "not a JSON object or array: " + err.Error(), Err: err}
 	}
 	dec := json.NewDecoder(br)
 	if first != '[' {
 		one, err := decodeCase(dec, 0, loc, now)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		if err := atEnd(dec); err != nil {
-			return nil, &FieldError{Index: 0, Field: "body", Msg: err.Error()}
+			return 0, &FieldError{Index: 0, Field: "body", Msg: err.Error()}
 		}
-		return []store.Case{one}, nil
+		return 1, fn(one)
 	}
 	if _, err := dec.Token(); err != nil {
-		return nil, &FieldError{Index: 0, Field: "body", Msg: "not a JSON array of case objects: " + err.Error(), Err: err}
+		return 0, &FieldError{Index: 0, Field: "body", Msg: "not a JSON array of case objects: " + err.Error(), Err: err}
 	}
-	var out []store.Case
-	for i := 0; dec.More(); i++ {
-		if i >= MaxCases {
-			return nil, &FieldError{Index: MaxCases, Field: "body", Msg: fmt.Sprintf("more than %d cases", MaxCases)}
+	n := 0
+	for ; dec.More(); n++ {
+		if n >= MaxCases {
+			return n, &FieldError{Index: MaxCases, Field: "body", Msg: fmt.Sprintf("more than %d cases", MaxCases)}
 		}
-		c, err := decodeCase(dec, i, loc, now)
+		c, err := decodeCase(dec, n, loc, now)
 		if err != nil {
-			return nil, err
+			return n, err
 		}
-		out = append(out, c)
+		if err := fn(c); err != nil {
+			return n, err
+		}
 	}
 	if _, err := dec.Token(); err != nil {
-		return nil, &FieldError{Index: len(out), Field: "body", Msg: "not a JSON array of case objects: " + err.Error(), Err: err}
+		return n, &FieldError{Index: n, Field: "body", Msg: "not a JSON array of case objects: " + err.Error(), Err: err}
 	}
 	if err := atEnd(dec); err != nil {
-		return nil, &FieldError{Index: len(out), Field: "body", Msg: err.Error()}
+		return n, &FieldError{Index: n, Field: "body", Msg: err.Error()}
 	}
-	return out, nil
+	return n, nil
 }
 
 // firstByte returns the first byte after white space, left unread.
@@ -151,6 +164,16 @@ const (
 // that is not in it, a NUL in a field and a column named twice are errors
 // with their line.
 func ReadCasesCSV(r io.Reader, encoding string, loc *time.Location, now time.Time) ([]store.Case, error) {
+	var out []store.Case
+	if _, err := EachCSVCase(r, encoding, loc, now, func(c store.Case) error { out = append(out, c); return nil }); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EachCSVCase reads a cases CSV like [ReadCasesCSV], handing each checked
+// case to fn as soon as it is read, and returns how many fn took.
+func EachCSVCase(r io.Reader, encoding string, loc *time.Location, now time.Time, fn func(store.Case) error) (int, error) {
 	br := bufio.NewReader(r)
 	switch strings.ToLower(encoding) {
 	case "", UTF8, "utf8":
@@ -163,13 +186,13 @@ func ReadCasesCSV(r io.Reader, encoding string, loc *time.Location, now time.Tim
 		encoding = GBK
 		r = transform.NewReader(br, simplifiedchinese.GB18030.NewDecoder())
 	default:
-		return nil, fmt.Errorf("cases csv: encoding %q is not utf-8 or gbk", encoding)
+		return 0, fmt.Errorf("cases csv: encoding %q is not utf-8 or gbk", encoding)
 	}
 	cr := csv.NewReader(r)
 	cr.TrimLeadingSpace = true
 	header, err := cr.Read()
 	if err != nil {
-		return nil, fmt.Errorf("cases csv: header: %w", err)
+		return 0, fmt.Errorf("cases csv: header: %w", err)
 	}
 	known := map[string]bool{}
 	for _, f := range caseFields {
@@ -178,35 +201,35 @@ func ReadCasesCSV(r io.Reader, encoding string, loc *time.Location, now time.Tim
 	seen := map[string]bool{}
 	for i, h := range header {
 		if msg := badText(h, encoding); msg != "" {
-			return nil, &FieldError{Index: 1, Field: fmt.Sprintf("column %d", i+1), Msg: msg}
+			return 0, &FieldError{Index: 1, Field: fmt.Sprintf("column %d", i+1), Msg: msg}
 		}
 		header[i] = strings.TrimSpace(h)
 		if !known[header[i]] {
-			return nil, &FieldError{Index: 1, Field: header[i], Msg: "unknown column"}
+			return 0, &FieldError{Index: 1, Field: header[i], Msg: "unknown column"}
 		}
 		if seen[header[i]] {
-			return nil, &FieldError{Index: 1, Field: header[i], Msg: "column named twice"}
+			return 0, &FieldError{Index: 1, Field: header[i], Msg: "column named twice"}
 		}
 		seen[header[i]] = true
 	}
-	var out []store.Case
+	n := 0
 	for {
 		row, err := cr.Read()
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			return n, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("cases csv: %w", err)
+			return n, fmt.Errorf("cases csv: %w", err)
 		}
 		line, _ := cr.FieldPos(0)
-		if len(out) >= MaxCases {
-			return nil, &FieldError{Index: line, Field: "file", Msg: fmt.Sprintf("more than %d cases", MaxCases)}
+		if n >= MaxCases {
+			return n, &FieldError{Index: line, Field: "file", Msg: fmt.Sprintf("more than %d cases", MaxCases)}
 		}
 		fields := map[string]string{}
 		for i, v := range row {
 			if msg := badText(v, encoding); msg != "" {
 				l, _ := cr.FieldPos(i)
-				return nil, &FieldError{Index: l, Field: header[i], Msg: msg}
+				return n, &FieldError{Index: l, Field: header[i], Msg: msg}
 			}
 			if v != "" {
 				fields[header[i]] = v
@@ -214,9 +237,12 @@ func ReadCasesCSV(r io.Reader, encoding string, loc *time.Location, now time.Tim
 		}
 		c, err := checkCase(line, fields, loc, now)
 		if err != nil {
-			return nil, err
+			return n, err
 		}
-		out = append(out, c)
+		if err := fn(c); err != nil {
+			return n, err
+		}
+		n++
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 )
 
 // Case is a case (办件) of the e-supervision system, with the contract's
@@ -57,11 +58,31 @@ func sameContent(a, b Case) bool {
 // harmless); one stored with other content fails the whole batch with a
 // [*CaseConflictError] naming it.
 func (s *DB) SaveCases(ctx context.Context, cs []Case) error {
-	return s.inTx(ctx, fmt.Sprintf("save %d cases", len(cs)), func(tx *sql.Tx) error {
+	_, err := s.SaveCaseSeq(ctx, func(yield func(Case, error) bool) {
+		for _, c := range cs {
+			if !yield(c, nil) {
+				return
+			}
+		}
+	})
+	return err
+}
+
+// SaveCaseSeq is [DB.SaveCases] of the cases seq yields, read one at a
+// time inside the transaction, so a large batch is never held in memory;
+// an error seq yields fails the batch. It returns how many cases it saw.
+func (s *DB) SaveCaseSeq(ctx context.Context, seq iter.Seq2[Case, error]) (int, error) {
+	n := 0
+	err := s.inTx(ctx, "save cases", func(tx *sql.Tx) error {
+		n = 0
 		if err := s.lockJoins(tx); err != nil {
 			return err
 		}
-		for _, c := range cs {
+		for c, err := range seq {
+			if err != nil {
+				return err
+			}
+			n++
 			res, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO hcase (project_no, task_code, task_name, dept_code, dept_name,
 					hall, counter, ticket, staff, staff_name, accepted_at, finished_at, accepted_ms, finished_ms,
 					service_day, received_ms)
@@ -89,6 +110,7 @@ func (s *DB) SaveCases(ctx context.Context, cs []Case) error {
 		}
 		return nil
 	})
+	return n, err
 }
 
 // CaseChange is an explicit update of a stored case, kept for the audit.

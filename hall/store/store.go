@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -210,6 +211,7 @@ func boolInt(b bool) int {
 type Store interface {
 	SaveBatch(ctx context.Context, b Batch) (Saved, error)
 	SaveCases(ctx context.Context, cs []Case) error
+	SaveCaseSeq(ctx context.Context, seq iter.Seq2[Case, error]) (int, error)
 	UpdateCase(ctx context.Context, c Case, by string, nowMS int64) (CaseChange, error)
 	CaseChanges(ctx context.Context, projectNo string) ([]CaseChange, error)
 	Join(ctx context.Context, fn func(*JoinTx) error) error

@@ -6,15 +6,19 @@
 package web
 
 import (
+	"bufio"
 	"context"
+	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"mime"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -287,11 +291,15 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) postCases(w http.ResponseWriter, r *http.Request) {
-	cs, ok := s.readCases(w, r)
-	if !ok {
+	sp, err := s.spoolCases(r)
+	if sp != nil {
+		defer sp.remove()
+	}
+	if err != nil {
+		s.caseError(w, r, err)
 		return
 	}
-	err := s.cfg.Store.SaveCases(r.Context(), cs)
+	n, err := s.cfg.Store.SaveCaseSeq(r.Context(), sp.cases())
 	var ce *store.CaseConflictError
 	if errors.As(err, &ce) {
 		writeJSON(w, http.StatusConflict, apiError{Error: ce.Error() + " (PUT /api/v1/cases/" + ce.ProjectNo + "); nothing stored",
@@ -303,20 +311,77 @@ func (s *Server) postCases(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.CasesAdded()
-	writeJSON(w, http.StatusOK, map[string]any{"stored": len(cs)})
+	writeJSON(w, http.StatusOK, map[string]any{"stored": n})
 }
 
-// readCases decodes the cases of a JSON or CSV body, answering the client
-// when it cannot.
-func (s *Server) readCases(w http.ResponseWriter, r *http.Request) ([]store.Case, bool) {
+// eachCase reads the cases of a JSON or CSV body one at a time into fn.
+func (s *Server) eachCase(r *http.Request, fn func(store.Case) error) (int, error) {
 	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	var cs []store.Case
-	var err error
 	if mt == "text/csv" {
-		cs, err = esup.ReadCasesCSV(r.Body, params["charset"], s.cfg.Location, s.cfg.Now())
-	} else {
-		cs, err = esup.DecodeCases(r.Body, s.cfg.Location, s.cfg.Now())
+		return esup.EachCSVCase(r.Body, params["charset"], s.cfg.Location, s.cfg.Now(), fn)
 	}
+	return esup.EachCase(r.Body, s.cfg.Location, s.cfg.Now(), fn)
+}
+
+// caseSpool holds the checked cases of a request in a temporary file until
+// they are stored: a request of 100,000 cases costs disk, not memory, and
+// the database transaction starts only once the whole body has arrived, so
+// a slow client never holds it.
+type caseSpool struct {
+	f *os.File
+	n int
+}
+
+func (s *Server) spoolCases(r *http.Request) (*caseSpool, error) {
+	f, err := os.CreateTemp("", "hallrate-cases-*")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errSpool, err)
+	}
+	sp := &caseSpool{f: f}
+	bw := bufio.NewWriter(f)
+	enc := gob.NewEncoder(bw)
+	sp.n, err = s.eachCase(r, func(c store.Case) error {
+		if err := enc.Encode(c); err != nil {
+			return fmt.Errorf("%w: %w", errSpool, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return sp, err
+	}
+	if err := bw.Flush(); err != nil {
+		return sp, fmt.Errorf("%w: %w", errSpool, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return sp, fmt.Errorf("%w: %w", errSpool, err)
+	}
+	return sp, nil
+}
+
+// cases yields the spooled cases in order.
+func (sp *caseSpool) cases() iter.Seq2[store.Case, error] {
+	return func(yield func(store.Case, error) bool) {
+		dec := gob.NewDecoder(bufio.NewReader(sp.f))
+		for range sp.n {
+			var c store.Case
+			if err := dec.Decode(&c); err != nil {
+				yield(store.Case{}, fmt.Errorf("read spooled cases: %w", err))
+				return
+			}
+			if !yield(c, nil) {
+				return
+			}
+		}
+	}
+}
+
+func (sp *caseSpool) remove() {
+	sp.f.Close()
+	os.Remove(sp.f.Name())
+}
+
+// caseError answers a request whose cases could not be read.
+func (s *Server) caseError(w http.ResponseWriter, r *http.Request, err error) {
 	var fe *esup.FieldError
 	var mbe *http.MaxBytesError
 	switch {
@@ -325,19 +390,33 @@ func (s *Server) readCases(w http.ResponseWriter, r *http.Request) ([]store.Case
 	case errors.As(err, &fe):
 		i := fe.Index
 		writeJSON(w, http.StatusBadRequest, apiError{Error: fe.Error(), Field: fe.Field, Index: &i})
-	case err != nil:
-		s.fail(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, errOneCase):
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "body: want one case object", Field: "body"})
+	case errors.Is(err, errSpool):
+		s.internal(w, r, err)
 	default:
-		return cs, true
+		s.fail(w, http.StatusBadRequest, err.Error())
 	}
-	return nil, false
 }
+
+var (
+	errOneCase = errors.New("more than one case")
+	errSpool   = errors.New("spool cases")
+)
 
 // putCase changes a stored case: the one explicit, audited way to.
 func (s *Server) putCase(w http.ResponseWriter, r *http.Request) {
 	no := r.PathValue("projectNo")
-	cs, ok := s.readCases(w, r)
-	if !ok {
+	var cs []store.Case
+	_, err := s.eachCase(r, func(c store.Case) error {
+		if len(cs) > 0 {
+			return errOneCase
+		}
+		cs = append(cs, c)
+		return nil
+	})
+	if err != nil {
+		s.caseError(w, r, err)
 		return
 	}
 	if len(cs) != 1 || cs[0].ProjectNo != no {
