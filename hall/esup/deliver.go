@@ -385,39 +385,66 @@ type Publisher interface {
 
 // Alerter publishes the alerts of new follow-ups on {prefix}/{hall}/alert.
 type Alerter struct {
-	Store     store.Store
+	Store     AlertStore
 	Publisher Publisher
 	Prefix    string
 	Logger    *slog.Logger
 	Now       func() time.Time
-	sent      atomic.Int64
+	// Lease is how long a claimed alert is this collector's to publish;
+	// default 30s, more than a publish may take (10s).
+	Lease time.Duration
+	sent  atomic.Int64
 }
+
+// AlertStore is what an [Alerter] asks of the store.
+type AlertStore interface {
+	ClaimAlerts(ctx context.Context, nowMS, leaseUntilMS int64, n int) ([]store.Followup, error)
+	MarkAlertSent(ctx context.Context, id, nowMS int64) error
+	ReleaseAlert(ctx context.Context, id int64) error
+}
+
+// alertPublishTimeout bounds the wait for one alert's PUBACK.
+const alertPublishTimeout = 10 * time.Second
 
 // Sent returns how many alerts were published.
 func (a *Alerter) Sent() int64 { return a.sent.Load() }
 
-// Once publishes the alerts not yet published. An alert whose publishing
-// fails is released for the next round.
+// Once publishes the alerts not yet published: each is leased, published,
+// and marked sent only once the broker acknowledged it, so a collector
+// that dies in between leaves it to be published again when the lease
+// ends. An alert whose publishing fails is released for the next round.
 func (a *Alerter) Once(ctx context.Context) error {
-	fs, err := a.Store.ClaimAlerts(ctx, a.Now().UnixMilli(), 100)
+	lease := a.Lease
+	if lease <= 0 {
+		lease = 30 * time.Second
+	}
+	now := a.Now()
+	fs, err := a.Store.ClaimAlerts(ctx, now.UnixMilli(), now.Add(lease).UnixMilli(), 100)
 	if err != nil {
 		return fmt.Errorf("esup: alerts: %w", err)
 	}
 	for i, f := range fs {
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		pctx, cancel := context.WithTimeout(ctx, alertPublishTimeout)
 		err := a.Publisher.Publish(pctx, a.Prefix+"/"+f.Hall+"/alert", f.AlertMessage(), false)
 		cancel()
-		if err != nil {
-			for _, r := range fs[i:] {
-				if rerr := a.Store.ReleaseAlert(context.WithoutCancel(ctx), r.ID); rerr != nil {
-					err = errors.Join(err, rerr)
-				}
+		if err == nil {
+			err = a.Store.MarkAlertSent(context.WithoutCancel(ctx), f.ID, a.Now().UnixMilli())
+			if err == nil {
+				a.sent.Add(1)
+				a.Logger.Info("bad rating alert published", "rating", f.RatingID, "counter", f.Counter,
+					"satisfaction", f.Satisfaction, "due", f.Due)
+				continue
 			}
-			return fmt.Errorf("esup: publish alert of %s: %w", f.RatingID, err)
+			// Published but not marked: it goes out again after the lease,
+			// which the subscriber de-duplicates on ratingId.
+			i++
 		}
-		a.sent.Add(1)
-		a.Logger.Info("bad rating alert published", "rating", f.RatingID, "counter", f.Counter,
-			"satisfaction", f.Satisfaction, "due", f.Due)
+		for _, r := range fs[i:] {
+			if rerr := a.Store.ReleaseAlert(context.WithoutCancel(ctx), r.ID); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
+		return fmt.Errorf("esup: publish alert of %s: %w", f.RatingID, err)
 	}
 	return nil
 }

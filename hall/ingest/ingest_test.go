@@ -103,7 +103,7 @@ func TestBadRatingOpensFollowup(t *testing.T) {
 	db := openStore(t)
 	in, _ := newIngester(t, db, nil)
 	handle(t, in, Message{Topic: prefix + "/h1/W05/rating", Payload: pressOf(t, "w05-a", "e1", 1, 2)})
-	fs, err := db.ClaimAlerts(context.Background(), 1, 10)
+	fs, err := db.ClaimAlerts(context.Background(), 1, 1000, 10)
 	if err != nil || len(fs) != 1 {
 		t.Fatalf("alerts %+v, %v", fs, err)
 	}

@@ -139,18 +139,22 @@ func (s *DB) CloseFollowup(ctx context.Context, id int64, note string, nowMS int
 	return f, err
 }
 
-// ClaimAlerts marks up to n alerts not yet published as being published
-// now and returns them; an alert waiting for its reason is claimed once the
-// reason arrived or its wait is over. An alert whose publishing fails is
-// released with [DB.ReleaseAlert] and claimed again later.
-func (s *DB) ClaimAlerts(ctx context.Context, nowMS int64, n int) ([]Followup, error) {
+// ClaimAlerts leases up to n alerts not yet published until leaseUntilMS
+// and returns them; an alert waiting for its reason is claimed once the
+// reason arrived or its wait is over. An alert is marked published only
+// after the broker's PUBACK ([DB.MarkAlertSent]); one whose publishing
+// fails is released ([DB.ReleaseAlert]); one whose publisher died is
+// claimed again when its lease has run out. So each alert is published at
+// least once.
+func (s *DB) ClaimAlerts(ctx context.Context, nowMS, leaseUntilMS int64, n int) ([]Followup, error) {
 	var out []Followup
 	err := s.inTx(ctx, "claim alerts", func(tx *sql.Tx) error {
 		out = nil
-		rows, err := tx.QueryContext(ctx, s.d.q(`UPDATE followup SET alert_sent_ms = ?
-			WHERE alert_sent_ms IS NULL AND id IN (SELECT id FROM followup WHERE alert_sent_ms IS NULL
-				AND (reason_due_ms <= ? OR reason_code <> '') ORDER BY id LIMIT ?`+s.d.skipLocked+`)
-			RETURNING `+followupCols), nowMS, nowMS, n)
+		rows, err := tx.QueryContext(ctx, s.d.q(`UPDATE followup SET alert_lease_ms = ?
+			WHERE alert_sent_ms IS NULL AND alert_lease_ms <= ? AND id IN (SELECT id FROM followup
+				WHERE alert_sent_ms IS NULL AND alert_lease_ms <= ? AND (reason_due_ms <= ? OR reason_code <> '')
+				ORDER BY id LIMIT ?`+s.d.skipLocked+`)
+			RETURNING `+followupCols), leaseUntilMS, nowMS, nowMS, nowMS, n)
 		if err != nil {
 			return err
 		}
@@ -167,9 +171,19 @@ func (s *DB) ClaimAlerts(ctx context.Context, nowMS int64, n int) ([]Followup, e
 	return out, err
 }
 
-// ReleaseAlert marks the alert of follow-up id as not published.
+// MarkAlertSent records that the alert of follow-up id was published (its
+// PUBACK came) at nowMS.
+func (s *DB) MarkAlertSent(ctx context.Context, id, nowMS int64) error {
+	if _, err := s.db.ExecContext(ctx, s.d.q(`UPDATE followup SET alert_sent_ms = ?, alert_lease_ms = 0 WHERE id = ?`), nowMS, id); err != nil {
+		return fmt.Errorf("store: mark alert %d sent: %w", id, err)
+	}
+	return nil
+}
+
+// ReleaseAlert gives up the lease of the alert of follow-up id, not
+// published.
 func (s *DB) ReleaseAlert(ctx context.Context, id int64) error {
-	if _, err := s.db.ExecContext(ctx, s.d.q(`UPDATE followup SET alert_sent_ms = NULL WHERE id = ?`), id); err != nil {
+	if _, err := s.db.ExecContext(ctx, s.d.q(`UPDATE followup SET alert_lease_ms = 0 WHERE id = ? AND alert_sent_ms IS NULL`), id); err != nil {
 		return fmt.Errorf("store: release alert %d: %w", id, err)
 	}
 	return nil

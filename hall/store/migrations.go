@@ -157,6 +157,11 @@ var migrations = []func(tx *sql.Tx, d dialect) error{
 	migrateRanks,
 	// 7: reasons for a 差评 (reason records, and the reason of a rating).
 	migrateReasons,
+	// 8: alerts are leased while published and marked sent after the
+	// broker's PUBACK.
+	func(tx *sql.Tx, d dialect) error {
+		return execAll(tx, d, `ALTER TABLE followup ADD COLUMN alert_lease_ms BIGINT NOT NULL DEFAULT 0`)
+	},
 }
 
 func execAll(tx *sql.Tx, d dialect, stmts ...string) error {

@@ -64,7 +64,7 @@ func TestReasonAttachesEitherOrder(t *testing.T) {
 		if w := joinable(t, db, 4999); len(w) != 0 {
 			t.Fatalf("a 差评 joinable before its reason or its wait: %+v", w)
 		}
-		if al, _ := db.ClaimAlerts(ctx, 4999, 10); len(al) != 0 {
+		if al, _ := db.ClaimAlerts(ctx, 4999, 5999, 10); len(al) != 0 {
 			t.Fatalf("alert claimed before its reason or its wait: %+v", al)
 		}
 		s := saveRs(t, db, reason(2, 1, "speed", "办事效率"))
@@ -75,7 +75,7 @@ func TestReasonAttachesEitherOrder(t *testing.T) {
 		if len(w) != 1 || w[0].ID != "d1:e1:1" || w[0].ReasonCode != "speed" || w[0].ReasonText != "办事效率" {
 			t.Fatalf("joinable with its reason: %+v", w)
 		}
-		al, err := db.ClaimAlerts(ctx, 10, 10)
+		al, err := db.ClaimAlerts(ctx, 10, 1000, 10)
 		if err != nil || len(al) != 1 {
 			t.Fatalf("alerts %+v %v", al, err)
 		}

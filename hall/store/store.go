@@ -225,7 +225,8 @@ type Store interface {
 	Audit(ctx context.Context) (Audit, error)
 	Followups(ctx context.Context, openOnly bool, n int) ([]Followup, error)
 	CloseFollowup(ctx context.Context, id int64, note string, nowMS int64) (Followup, error)
-	ClaimAlerts(ctx context.Context, nowMS int64, n int) ([]Followup, error)
+	ClaimAlerts(ctx context.Context, nowMS, leaseUntilMS int64, n int) ([]Followup, error)
+	MarkAlertSent(ctx context.Context, id, nowMS int64) error
 	ReleaseAlert(ctx context.Context, id int64) error
 	Figures(ctx context.Context, q FigureQuery) (Figures, error)
 	ReasonCounts(ctx context.Context, hall string, fromMS, toMS int64) ([]ReasonCount, error)

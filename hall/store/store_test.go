@@ -116,17 +116,17 @@ func TestFollowupsAndAlerts(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		al, err := db.ClaimAlerts(ctx, 10, 10)
+		al, err := db.ClaimAlerts(ctx, 10, 1000, 10)
 		if err != nil || len(al) != 1 || string(al[0].Alert) != `{"v":1}` {
 			t.Fatalf("alerts = %+v, %v", al, err)
 		}
-		if al2, _ := db.ClaimAlerts(ctx, 10, 10); len(al2) != 0 {
+		if al2, _ := db.ClaimAlerts(ctx, 10, 1000, 10); len(al2) != 0 {
 			t.Fatalf("claimed twice: %+v", al2)
 		}
 		if err := db.ReleaseAlert(ctx, al[0].ID); err != nil {
 			t.Fatal(err)
 		}
-		if al2, _ := db.ClaimAlerts(ctx, 10, 10); len(al2) != 1 {
+		if al2, _ := db.ClaimAlerts(ctx, 10, 1000, 10); len(al2) != 1 {
 			t.Fatalf("released alert not claimed again: %+v", al2)
 		}
 		fs, err := db.Followups(ctx, true, 0)

@@ -416,7 +416,7 @@ func (s *DB) replace(ctx context.Context, tx *sql.Tx, r Rating, c storedCopy, no
 			ON CONFLICT (rating_id) DO UPDATE SET hall = excluded.hall, counter = excluded.counter, ticket = excluded.ticket,
 				project_no = excluded.project_no, staff = excluded.staff, satisfaction = excluded.satisfaction,
 				pressed_at = excluded.pressed_at, due = excluded.due, alert = excluded.alert,
-				closed_ms = NULL, note = '', alert_sent_ms = NULL, reason_due_ms = excluded.reason_due_ms`),
+				closed_ms = NULL, note = '', alert_sent_ms = NULL, alert_lease_ms = 0, reason_due_ms = excluded.reason_due_ms`),
 			r.ID, f.Hall, f.Counter, f.Ticket, f.ProjectNo, f.Staff, f.Satisfaction, f.PressedAt, f.Due, f.CreatedMS, string(f.Alert),
 			f.ReasonDueMS)
 		if err != nil {
