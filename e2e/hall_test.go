@@ -277,6 +277,7 @@ ok_field = "custom.code"
 ok_value = "1"
 retry_min = "50ms"
 retry_max = "400ms"
+timeout = "4s"
 lease = "5s"
 `, broker.URL(), filepath.Join(dir, "collector.db"), apiAddr, ep.addr)), 0o600)
 
