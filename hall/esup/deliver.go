@@ -224,8 +224,8 @@ func PostsPerLease(lease, timeout time.Duration) int {
 
 // Once claims the evaluations due now, as many as its workers can POST
 // within the lease, sends them and records the outcomes. An evaluation
-// whose POST could no longer end inside the lease (its margin kept) is not
-// sent: its lease is released for the next round, as are those left when
+// whose POST could no longer get half its timeout inside the lease (its
+// margin kept) is not sent: its lease is released for the next round, as are those left when
 // ctx ends. It returns how many it claimed.
 func (d *Deliverer) Once(ctx context.Context) (int, error) {
 	per := PostsPerLease(d.cfg.Lease, d.cfg.Timeout)
@@ -238,7 +238,9 @@ func (d *Deliverer) Once(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("esup: claim: %w", err)
 	}
-	sendBy := leaseEnd.Add(-LeaseMargin(d.cfg.Lease) - d.cfg.Timeout)
+	// A POST must end by sendEnd; one that would get under half its
+	// timeout is not started.
+	sendEnd := leaseEnd.Add(-LeaseMargin(d.cfg.Lease))
 	work := make(chan store.Evaluation)
 	var mu sync.Mutex
 	var unsent []string
@@ -246,7 +248,8 @@ func (d *Deliverer) Once(ctx context.Context) (int, error) {
 	for range min(d.cfg.Workers, len(es)) {
 		wg.Go(func() {
 			for e := range work {
-				if ctx.Err() != nil || d.cfg.Now().After(sendBy) || !d.deliver(ctx, e, leaseEnd) {
+				left := min(sendEnd.Sub(d.cfg.Now()), d.cfg.Timeout)
+				if ctx.Err() != nil || left < d.cfg.Timeout/2 || !d.deliver(ctx, e, left, leaseEnd) {
 					mu.Lock()
 					unsent = append(unsent, e.RatingID)
 					mu.Unlock()
@@ -270,11 +273,12 @@ func (d *Deliverer) Once(ctx context.Context) (int, error) {
 	return len(es), nil
 }
 
-// deliver POSTs e, its deadline inside the lease, and records the outcome.
+// deliver POSTs e within timeout (which ends inside the lease) and records
+// the outcome.
 // It returns false when e was left without an outcome (stopping), for its
 // lease to be released.
-func (d *Deliverer) deliver(ctx context.Context, e store.Evaluation, leaseEnd time.Time) bool {
-	pctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+func (d *Deliverer) deliver(ctx context.Context, e store.Evaluation, timeout time.Duration, leaseEnd time.Time) bool {
+	pctx, cancel := context.WithTimeout(ctx, timeout)
 	a := d.cfg.Sink.Send(pctx, e)
 	cancel()
 	if ctx.Err() != nil && a.Verdict != Accepted {
