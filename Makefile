@@ -34,13 +34,13 @@ test-race: ## run the tests with the race detector (needs cgo)
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 
 .PHONY: bench
-bench: ## measure: press to durable next to the fsync floor, press to broker, backlog drain, idle process
+bench: ## measure: press to durable and press to broker next to the fdatasync floor, backlog drain, idle and backlog memory, bytes per press
 	$(GO) test -run '^$$' -bench 'Append|FsyncFloor' -benchtime 3000x ./buffer
 	$(GO) test -run '^$$' -bench PressToDurable -benchtime 3000x ./agent
 	$(GO) test -run '^$$' -bench PressToBroker -benchtime 1000x ./e2e
 	$(GO) test -run '^$$' -bench 'Drain10k' -benchtime 5x ./uplink
 	$(GO) test -run '^$$' -bench 'Drain100k' -benchtime 1x -timeout 20m ./uplink
-	HALLRATE_BENCH=1 $(GO) test -count=1 -run TestProcessFigures -v ./e2e | grep -E '^figure:|^(ok|FAIL)'
+	HALLRATE_BENCH=1 $(GO) test -count=1 -timeout 20m -run 'TestProcessFigures|TestBacklogFigures' -v ./e2e | grep -E '^figure:|^(ok|FAIL)'
 
 .PHONY: chaos
 chaos: ## fault injection as root: kill -9, broker crash and freeze, partitions, full disk; hall: collector kill -9, PostgreSQL crash, e-supervision down (a few minutes)

@@ -108,6 +108,9 @@ type Agent struct {
 
 	inputRunning atomic.Bool
 	lastReprobe  time.Time // main loop only
+	// durableAfter is how long the last record took from its press to its
+	// commit's return (main loop only; logged with the press).
+	durableAfter time.Duration
 
 	full       atomic.Bool
 	lastFullAt time.Time
@@ -266,7 +269,6 @@ func (a *Agent) press(p device.Press) {
 	asking := a.asker.Rated(id, out.Disposition, btn.Satisfaction, out.Ticket)
 	a.feedback.Recorded(p.Button)
 	a.setAsking(asking)
-	a.uplink.Notify()
 	switch {
 	case asking:
 		a.voice.Say(voice.Reason)
@@ -283,7 +285,7 @@ func (a *Agent) press(p device.Press) {
 		ticket = out.Ticket.ID
 	}
 	a.log.Info("press", "seq", seq, "id", id, "button", p.Button, "label", btn.Label,
-		"disposition", out.Disposition, "ticket", ticket)
+		"disposition", out.Disposition, "ticket", ticket, "durable_after", a.durableAfter)
 	if asking {
 		a.log.Info("asking for the reason", "for", id, "window", a.cfg.Reasons.Window)
 	}
@@ -306,13 +308,12 @@ func (a *Agent) pressReason(p device.Press, r reasons.Reason) {
 	a.asker.End()
 	a.feedback.Recorded(p.Button)
 	a.setAsking(false)
-	a.uplink.Notify()
 	a.voice.Say(voice.Thanks)
 	a.mu.Lock()
 	a.counters.Reasons++
 	a.mu.Unlock()
 	a.log.Info("press", "seq", seq, "id", id, "button", p.Button, "kind", record.KindReason,
-		"for", r.For, "reason", r.Code)
+		"for", r.For, "reason", r.Code, "durable_after", a.durableAfter)
 	a.checkFull()
 }
 
@@ -344,6 +345,10 @@ func (a *Agent) append(fill func(*record.Press), p device.Press, state []byte) (
 	if err != nil {
 		return "", 0, err
 	}
+	// The uplink first: the broker hop is on the press's way to the hall,
+	// the light, the voice and the log line are not.
+	a.uplink.Notify()
+	a.durableAfter = a.clock.Now().Sub(p.At)
 	a.noteOutbox(nil)
 	return id, seq, nil
 }

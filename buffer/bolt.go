@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,12 @@ var (
 	keyCreated    = []byte("created")
 	keyBinding    = []byte("binding")
 	keyChain      = []byte("chain")
+)
+
+// The defaults of [Options.AckDelay] and [Options.AckBatch].
+const (
+	defaultAckDelay = 2 * time.Second
+	defaultAckBatch = 256
 )
 
 // ErrLocked is returned by [Open] when another process holds the outbox.
@@ -43,6 +50,12 @@ type Options struct {
 	// Check, when set, validates an existing file before it is opened
 	// (see [ChildCheck]); a failed check moves the file aside.
 	Check CheckFunc
+	// AckDelay bounds how long an acknowledged record may stay in the file
+	// when no other commit comes to remove it; default 2s. See [Bolt.Ack].
+	AckDelay time.Duration
+	// AckBatch is how many acknowledged records are removed in a commit of
+	// their own at once, without waiting for AckDelay; default 256.
+	AckBatch int
 }
 
 // Bolt is the bbolt-backed [Outbox].
@@ -52,6 +65,18 @@ type Bolt struct {
 	lastSeq atomic.Uint64
 	count   atomic.Int64
 	moved   string
+	log     *slog.Logger
+
+	ackDelay time.Duration
+	ackBatch int
+	ackMu    sync.Mutex
+	// acked are records the broker acknowledged that are still in the
+	// file: no longer pending, removed by the next commit.
+	acked    map[uint64]struct{}
+	ackTimer *time.Timer
+	closed   bool
+	// flushMu orders the commits of acknowledgements alone with Close.
+	flushMu sync.Mutex
 }
 
 // Open opens the outbox at path, creating it with a new epoch if needed.
@@ -71,6 +96,21 @@ func Open(path string, opts Options) (*Bolt, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	b, err := open(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	b.log = opts.Logger
+	if opts.AckDelay > 0 {
+		b.ackDelay = opts.AckDelay
+	}
+	if opts.AckBatch > 0 {
+		b.ackBatch = opts.AckBatch
+	}
+	return b, nil
+}
+
+func open(path string, opts Options) (*Bolt, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("open outbox %s: %w", path, err)
 	}
@@ -127,7 +167,8 @@ func openBolt(path string, lockTimeout time.Duration) (b *Bolt, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open outbox %s: %w", path, err)
 	}
-	b = &Bolt{db: db}
+	b = &Bolt{db: db, acked: map[uint64]struct{}{}, ackDelay: defaultAckDelay, ackBatch: defaultAckBatch,
+		log: slog.New(slog.DiscardHandler)}
 	if err := b.init(); err != nil {
 		_ = db.Close() // reporting the init error matters more
 		return nil, fmt.Errorf("open outbox %s: %w", path, err)
@@ -181,10 +222,16 @@ func (b *Bolt) MovedAside() string { return b.moved }
 func (b *Bolt) Path() string { return b.db.Path() }
 
 // Append implements [Outbox]. bbolt fsyncs the data and the meta page
-// before Update returns.
+// before Update returns. The same commit removes the records acknowledged
+// since the last one.
 func (b *Bolt) Append(build BuildFunc, state []byte) (uint64, error) {
 	var seq uint64
+	var removed []uint64
 	err := b.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		if removed, err = b.removeAcked(tx); err != nil {
+			return err
+		}
 		meta := tx.Bucket(bucketMeta)
 		seq = binary.BigEndian.Uint64(meta.Get(keyNextSeq))
 		data, chain, err := build(Slot{Epoch: b.epoch, Seq: seq, Chain: clone(meta.Get(keyChain))})
@@ -207,6 +254,7 @@ func (b *Bolt) Append(build BuildFunc, state []byte) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("append to outbox: %w", err)
 	}
+	b.forget(removed)
 	b.lastSeq.Store(seq)
 	b.count.Add(1)
 	return seq, nil
@@ -214,12 +262,18 @@ func (b *Bolt) Append(build BuildFunc, state []byte) (uint64, error) {
 
 // SaveState implements [Outbox].
 func (b *Bolt) SaveState(state []byte) error {
+	var removed []uint64
 	err := b.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		if removed, err = b.removeAcked(tx); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketMeta).Put(keyBinding, state)
 	})
 	if err != nil {
 		return fmt.Errorf("save binding state: %w", err)
 	}
+	b.forget(removed)
 	return nil
 }
 
@@ -241,10 +295,16 @@ func (b *Bolt) State() ([]byte, error) {
 // Pending implements [Outbox].
 func (b *Bolt) Pending(after uint64, limit int) ([]Entry, error) {
 	var out []Entry
+	b.ackMu.Lock()
+	defer b.ackMu.Unlock()
 	err := b.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRecords).Cursor()
 		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
-			out = append(out, Entry{Seq: binary.BigEndian.Uint64(k), Data: append([]byte(nil), v...)})
+			seq := binary.BigEndian.Uint64(k)
+			if _, gone := b.acked[seq]; gone {
+				continue
+			}
+			out = append(out, Entry{Seq: seq, Data: append([]byte(nil), v...)})
 		}
 		return nil
 	})
@@ -254,33 +314,117 @@ func (b *Bolt) Pending(after uint64, limit int) ([]Entry, error) {
 	return out, nil
 }
 
-// Ack implements [Outbox]; the caller groups acknowledgements so that one
-// commit (two fsyncs) serves many records.
+// Ack implements [Outbox]. An acknowledged record is no longer pending at
+// once, and leaves the file with the next commit: the next press's, or one
+// of its own when AckBatch records are waiting or AckDelay has passed. No
+// press waits for a commit of acknowledgements, and a steady flow of presses
+// writes one commit per press instead of two. The cost: after a crash, the
+// records acknowledged in the last AckDelay (at most AckBatch) and not yet
+// removed are pending again and sent again; consumers keep each record once
+// by its id.
 func (b *Bolt) Ack(seqs ...uint64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
-	var removed int64
-	err := b.db.Update(func(tx *bolt.Tx) error {
-		removed = 0
+	b.ackMu.Lock()
+	var added int64
+	err := b.db.View(func(tx *bolt.Tx) error {
 		recs := tx.Bucket(bucketRecords)
 		for _, s := range seqs {
-			k := u64(s)
-			if recs.Get(k) == nil {
+			if _, ok := b.acked[s]; ok || recs.Get(u64(s)) == nil {
 				continue
 			}
-			if err := recs.Delete(k); err != nil {
-				return err
-			}
-			removed++
+			b.acked[s] = struct{}{}
+			added++
 		}
 		return nil
+	})
+	b.count.Add(-added)
+	full := len(b.acked) >= b.ackBatch
+	if !full && len(b.acked) > 0 && b.ackTimer == nil && !b.closed {
+		b.ackTimer = time.AfterFunc(b.ackDelay, b.flushLater)
+	}
+	b.ackMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("ack records: %w", err)
+	}
+	if full {
+		return b.Flush()
+	}
+	return nil
+}
+
+// flushLater runs on the AckDelay timer.
+func (b *Bolt) flushLater() {
+	b.flushMu.Lock()
+	defer b.flushMu.Unlock()
+	b.ackMu.Lock()
+	b.ackTimer = nil
+	closed := b.closed
+	b.ackMu.Unlock()
+	if closed {
+		return
+	}
+	if err := b.flush(); err != nil {
+		// They stay acknowledged in memory; the next commit tries again.
+		b.log.Error("acknowledged records not yet removed from the outbox", "err", err)
+	}
+}
+
+// Flush removes the acknowledged records from the file now, in one commit.
+func (b *Bolt) Flush() error {
+	b.flushMu.Lock()
+	defer b.flushMu.Unlock()
+	return b.flush()
+}
+
+func (b *Bolt) flush() error {
+	b.ackMu.Lock()
+	n := len(b.acked)
+	b.ackMu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	var removed []uint64
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		removed, err = b.removeAcked(tx)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("ack records: %w", err)
 	}
-	b.count.Add(-removed)
+	b.forget(removed)
 	return nil
+}
+
+// removeAcked deletes the acknowledged records in tx and returns them; they
+// are forgotten once tx is committed.
+func (b *Bolt) removeAcked(tx *bolt.Tx) ([]uint64, error) {
+	b.ackMu.Lock()
+	seqs := make([]uint64, 0, len(b.acked))
+	for s := range b.acked {
+		seqs = append(seqs, s)
+	}
+	b.ackMu.Unlock()
+	recs := tx.Bucket(bucketRecords)
+	for _, s := range seqs {
+		if err := recs.Delete(u64(s)); err != nil {
+			return nil, err
+		}
+	}
+	return seqs, nil
+}
+
+func (b *Bolt) forget(seqs []uint64) {
+	if len(seqs) == 0 {
+		return
+	}
+	b.ackMu.Lock()
+	for _, s := range seqs {
+		delete(b.acked, s)
+	}
+	b.ackMu.Unlock()
 }
 
 // Epoch implements [Outbox].
@@ -300,10 +444,24 @@ func (b *Bolt) Size() int64 {
 	return n
 }
 
-// Close implements [Outbox].
+// Close implements [Outbox]. Acknowledged records still in the file are
+// removed first.
 func (b *Bolt) Close() error {
+	b.ackMu.Lock()
+	b.closed = true
+	if b.ackTimer != nil {
+		b.ackTimer.Stop()
+		b.ackTimer = nil
+	}
+	b.ackMu.Unlock()
+	b.flushMu.Lock()
+	defer b.flushMu.Unlock()
+	ferr := b.flush()
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("close outbox: %w", err)
+	}
+	if ferr != nil {
+		return fmt.Errorf("close outbox: %w", ferr)
 	}
 	return nil
 }

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/hallrate/hallrate/internal/fsfloor"
 	"github.com/hallrate/hallrate/internal/quantile"
 )
 
@@ -247,25 +250,19 @@ func BenchmarkAppend(b *testing.B) {
 // followed by fsync, as one bbolt commit does (data pages, then the meta
 // page), in the same directory as the outbox would be.
 func BenchmarkFsyncFloor(b *testing.B) {
-	f, err := os.Create(filepath.Join(b.TempDir(), "floor"))
+	fl, err := fsfloor.Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer f.Close()
-	page := make([]byte, 4096)
+	defer fl.Close()
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		for j := int64(0); j < 2; j++ {
-			if _, err := f.WriteAt(page, int64(i%64)*8192+j*4096); err != nil {
-				b.Fatal(err)
-			}
-			if err := f.Sync(); err != nil {
-				b.Fatal(err)
-			}
+		d, err := fl.Measure()
+		if err != nil {
+			b.Fatal(err)
 		}
-		lat = append(lat, time.Since(start))
+		lat = append(lat, d)
 	}
 	b.ReportMetric(quantile.Micros(quantile.Of(lat, 0.5)), "p50-µs")
 	b.ReportMetric(quantile.Micros(quantile.Of(lat, 0.99)), "p99-µs")
@@ -285,5 +282,92 @@ func TestOpenRefusesADirectory(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(path + ".corrupt-*"); len(m) != 0 {
 		t.Fatalf("moved aside: %v", m)
+	}
+}
+
+// inFile reports whether the file still holds the record seq.
+func inFile(t *testing.T, b *Bolt, seq uint64) bool {
+	t.Helper()
+	var in bool
+	if err := b.db.View(func(tx *bolt.Tx) error {
+		in = tx.Bucket(bucketRecords).Get(u64(seq)) != nil
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+func TestAckRidesOnTheNextCommit(t *testing.T) {
+	b, err := Open(filepath.Join(t.TempDir(), "outbox.db"), Options{AckDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	appendN(t, b, 3)
+	if err := b.Ack(1, 3, 99); err != nil {
+		t.Fatal(err)
+	}
+	// No longer pending at once, still in the file until a commit.
+	if es, _ := b.Pending(0, 10); len(es) != 1 || es[0].Seq != 2 || b.Len() != 1 {
+		t.Fatalf("pending %v, len %d", es, b.Len())
+	}
+	if !inFile(t, b, 1) || !inFile(t, b, 3) {
+		t.Fatal("acknowledged records left the file without a commit")
+	}
+	// Acknowledging again changes nothing.
+	if err := b.Ack(1); err != nil || b.Len() != 1 {
+		t.Fatalf("second ack: %v, len %d", err, b.Len())
+	}
+	// The next press's commit takes them out.
+	appendN(t, b, 1)
+	if inFile(t, b, 1) || inFile(t, b, 3) || !inFile(t, b, 2) || b.Len() != 2 {
+		t.Fatalf("after the next commit: 1 %v, 3 %v, 2 %v, len %d", inFile(t, b, 1), inFile(t, b, 3), inFile(t, b, 2), b.Len())
+	}
+	// A ticket state's commit does too.
+	if err := b.Ack(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SaveState([]byte("s")); err != nil || inFile(t, b, 2) {
+		t.Fatalf("save state: %v, 2 in file %v", err, inFile(t, b, 2))
+	}
+}
+
+func TestAckWithoutPressesLeavesTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	b, err := Open(path, Options{AckDelay: 20 * time.Millisecond, AckBatch: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, b, 6)
+	// AckBatch records at once: their own commit, before Ack returns.
+	if err := b.Ack(1, 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	if inFile(t, b, 1) || inFile(t, b, 2) || inFile(t, b, 3) {
+		t.Fatal("a full batch of acknowledgements is still in the file")
+	}
+	// Fewer: within AckDelay.
+	if err := b.Ack(4); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for inFile(t, b, 4) {
+		if time.Now().After(deadline) {
+			t.Fatal("an acknowledged record stayed in the file past AckDelay")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Close removes what is left.
+	if err := b.Ack(5); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = openT(t, path)
+	defer b.Close()
+	if es, _ := b.Pending(0, 10); len(es) != 1 || es[0].Seq != 6 || b.Len() != 1 {
+		t.Fatalf("after reopen: pending %v, len %d", es, b.Len())
 	}
 }
