@@ -220,6 +220,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.feedback.Online(false)
 	a.updateWindow()
 	a.heartbeat()
+	mem := newMemoryReturn(10 * time.Second)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -238,6 +239,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-tick.C:
 			a.updateWindow()
 			a.heartbeat()
+			mem.check(a.clock.Now())
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -101,6 +102,8 @@ func Open(path string, opts Options) (*Bolt, error) {
 		return nil, err
 	}
 	b.log = opts.Logger
+	// Opening checked every page of the file.
+	b.release()
 	if opts.AckDelay > 0 {
 		b.ackDelay = opts.AckDelay
 	}
@@ -238,7 +241,11 @@ func (b *Bolt) Append(build BuildFunc, state []byte) (uint64, error) {
 		if err != nil {
 			return fmt.Errorf("build record: %w", err)
 		}
-		if err := tx.Bucket(bucketRecords).Put(u64(seq), data); err != nil {
+		recs := tx.Bucket(bucketRecords)
+		// Records are only ever appended at the end: pages split full, not
+		// half full, so a backlog takes half the file and half the writes.
+		recs.FillPercent = 0.9
+		if err := recs.Put(u64(seq), data); err != nil {
 			return err
 		}
 		if err := meta.Put(keyChain, chain); err != nil {
@@ -395,7 +402,30 @@ func (b *Bolt) flush() error {
 		return fmt.Errorf("ack records: %w", err)
 	}
 	b.forget(removed)
+	// A backlog is drained by such commits: what it read is done with.
+	b.release()
 	return nil
+}
+
+// release drops the file's pages from the agent's resident set. bbolt
+// reads the file through a shared read-only map, and every page read
+// stays counted in the process's memory until the kernel needs it back:
+// opening a large outbox (the consistency check reads every page) or
+// draining a backlog would leave the whole file there. The pages stay in
+// the page cache; a later read maps them again.
+func (b *Bolt) release() {
+	// In a read transaction, bbolt cannot remap the file meanwhile. An
+	// error leaves the pages mapped, which costs memory and nothing else.
+	_ = b.db.View(func(tx *bolt.Tx) error {
+		if tx.Size() <= 0 {
+			return nil
+		}
+		_, _, errno := syscall.Syscall(syscall.SYS_MADVISE, b.db.Info().Data, uintptr(tx.Size()), syscall.MADV_DONTNEED)
+		if errno != 0 {
+			return errno
+		}
+		return nil
+	})
 }
 
 // removeAcked deletes the acknowledged records in tx and returns them; they

@@ -371,3 +371,23 @@ func TestAckWithoutPressesLeavesTheFile(t *testing.T) {
 		t.Fatalf("after reopen: pending %v, len %d", es, b.Len())
 	}
 }
+
+func TestReleaseKeepsTheRecords(t *testing.T) {
+	b := openT(t, filepath.Join(t.TempDir(), "outbox.db"))
+	defer b.Close()
+	appendN(t, b, 200)
+	before, err := b.Pending(0, 500)
+	if err != nil || len(before) != 200 {
+		t.Fatalf("pending %d %v", len(before), err)
+	}
+	b.release()
+	after, err := b.Pending(0, 500)
+	if err != nil || len(after) != 200 {
+		t.Fatalf("pending after release %d %v", len(after), err)
+	}
+	for i := range before {
+		if string(before[i].Data) != string(after[i].Data) {
+			t.Fatalf("record %d changed: %q -> %q", before[i].Seq, before[i].Data, after[i].Data)
+		}
+	}
+}
