@@ -31,11 +31,14 @@ type forgeryHall struct {
 	seq    uint64 // the agent's last seq
 	ticket int
 	pub    ed25519.PublicKey
+	// tofu: the hall has no keys file; genuine records are unverified,
+	// trusted on first use of the key the device announced.
+	tofu bool
 }
 
-func newForgeryHall(t *testing.T) *forgeryHall {
+func newForgeryHall(t *testing.T, tofu bool) *forgeryHall {
 	m := mqtttest.StartMosquitto(t, "")
-	h := &forgeryHall{t: t, port: m.Port(), bin: buildCollector(t)}
+	h := &forgeryHall{t: t, port: m.Port(), bin: buildCollector(t), tofu: tofu}
 	dir := t.TempDir()
 	agentConf := writeConfig(t, filepath.Join(dir), "w05-a", m.URL(), "")
 	keys := filepath.Join(dir, "keys")
@@ -50,6 +53,10 @@ func newForgeryHall(t *testing.T) *forgeryHall {
 	apiAddr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
 	h.api = "http://" + apiAddr
 	h.conf = filepath.Join(dir, "collector.toml")
+	trustConf := fmt.Sprintf("[trust]\nkeys_file = %q\n", keys)
+	if tofu {
+		trustConf = ""
+	}
 	os.WriteFile(h.conf, []byte(fmt.Sprintf(`[hall]
 id = "h1"
 timezone = "UTC"
@@ -66,9 +73,7 @@ ok_field = "custom.code"
 ok_value = "1"
 retry_min = "50ms"
 retry_max = "400ms"
-[trust]
-keys_file = %q
-`, m.URL(), filepath.Join(dir, "collector.db"), apiAddr, h.ep.addr, keys)), 0o600)
+%s`, m.URL(), filepath.Join(dir, "collector.db"), apiAddr, h.ep.addr, trustConf)), 0o600)
 	h.c = startCollectorBin(t, h.bin, h.conf)
 	waitHTTP(t, h.api+"/healthz", 200, h.c.String)
 	h.sub = mqtttest.Subscribe(t, m.URL(), "forgery-e2e-observer", topics.rating)
@@ -164,14 +169,29 @@ func (h *forgeryHall) publish(counterTopic, payload string) {
 	}
 }
 
-// stored reports whether id is stored verified.
+// stored reports whether id is stored as a genuine record is: verified,
+// or without a keys file trusted on first use.
 func (h *forgeryHall) stored(id string) bool {
 	for _, r := range h.ratings() {
 		if r.ID == id {
-			return r.Trust == "verified"
+			return r.Trust == h.genuineTrust() && r.TrustReason == h.genuineReason()
 		}
 	}
 	return false
+}
+
+func (h *forgeryHall) genuineTrust() string {
+	if h.tofu {
+		return "unverified"
+	}
+	return "verified"
+}
+
+func (h *forgeryHall) genuineReason() string {
+	if h.tofu {
+		return "no_trusted_key,tofu"
+	}
+	return ""
 }
 
 // storedRaw reports whether id is stored in any state.
@@ -252,9 +272,9 @@ func (h *forgeryHall) genuineWins(rec map[string]any, forgery string, last bool)
 		h.ep.mu.Lock()
 		accepted, body := h.ep.accepted[id], h.ep.bodies[id]
 		h.ep.mu.Unlock()
-		if r.Trust == "verified" && r.JoinState == "joined" && accepted >= 1 {
-			if r.Satisfaction != sat || r.Staff != "S017" || r.TrustReason != "" || accepted != 1 ||
-				body["satisfaction"] != fmt.Sprint(sat) || body["verified"] != true {
+		if r.Trust == h.genuineTrust() && r.JoinState == "joined" && accepted >= 1 {
+			if r.Satisfaction != sat || r.Staff != "S017" || r.TrustReason != h.genuineReason() || accepted != 1 ||
+				body["satisfaction"] != fmt.Sprint(sat) || body["verified"] != !h.tofu {
 				h.t.Fatalf("%s stored as %+v, evaluation accepted %d times: %v", id, r, accepted, body)
 			}
 			break
@@ -271,9 +291,16 @@ func (h *forgeryHall) genuineWins(rec map[string]any, forgery string, last bool)
 	if !found {
 		h.t.Fatalf("forgery of %s not kept as evidence: %+v\nforgery: %s", id, ev, forgery)
 	}
-	if !last {
-		return
+	if last {
+		h.tileShows(rec)
 	}
+}
+
+// tileShows checks that the counter's tile shows rec as its last rating.
+func (h *forgeryHall) tileShows(rec map[string]any) {
+	h.t.Helper()
+	id := rec["id"].(string)
+	sat := int(rec["satisfaction"].(float64))
 	_, body := httpDo(h.t, "GET", h.api+"/api/v1/hall", "")
 	var v struct {
 		Tiles []struct {
@@ -304,7 +331,7 @@ func (h *forgeryHall) genuineWins(rec map[string]any, forgery string, last bool)
 // is kept as evidence; the chain of the genuine records stays unbroken
 // (verify -store finds nothing flagged).
 func TestForgeriesNeverWin(t *testing.T) {
-	h := newForgeryHall(t)
+	h := newForgeryHall(t, false)
 	h.serve()
 	first := h.press(1)
 	h.genuineWinsNoForgery(first)
@@ -379,6 +406,7 @@ func TestForgeriesNeverWin(t *testing.T) {
 		rec = h.press(2)
 		counted++
 		h.genuineWinsNoForgery(rec)
+		h.tileShows(rec)
 		_, fu := httpDo(t, "GET", h.api+"/api/v1/followups?state=open", "")
 		if !strings.Contains(fu, fmt.Sprintf(`"ratingId": "%s"`, h.idOf(base+1))) {
 			t.Fatalf("the genuine 差评 of seq %d has no follow-up: %s", base+1, fu)
@@ -433,5 +461,51 @@ func (h *forgeryHall) genuineWinsNoForgery(rec map[string]any) {
 		if time.Now().After(deadline) {
 			h.t.Fatalf("%s never exported\n%s", id, h.logs())
 		}
+	}
+}
+
+// TestSquattersGiveWayWithoutKeys: a hall without a keys file trusts the
+// first key a terminal announced. Unsigned records published ahead for the
+// next three seqs, replaying a rated ticket's case, are stored first and
+// counted unverified; the terminal's own records, signed by its first key,
+// replace them, join their own cases, are exported once, and chain on.
+func TestSquattersGiveWayWithoutKeys(t *testing.T) {
+	h := newForgeryHall(t, true)
+	h.serve()
+	first := h.press(1)
+	h.genuineWinsNoForgery(first)
+	counted := 1
+	base := h.seq
+	var forged []string
+	for i := uint64(1); i <= 3; i++ {
+		f := forge(first, base+i, map[string]any{"satisfaction": 5, "prev": "", "sig": nil, "sigv": nil})
+		h.publish(counter, f)
+		forged = append(forged, f)
+	}
+	for i := range 3 {
+		h.serve()
+		rec := h.press(4 - i)
+		counted++
+		h.genuineWins(rec, forged[i], true)
+	}
+	h.serve()
+	rec := h.press(1)
+	counted++
+	h.genuineWinsNoForgery(rec)
+	h.tileShows(rec)
+	_, rep := httpDo(t, "GET", h.api+"/api/v1/report?month="+time.Now().UTC().Format("2006-01"), "")
+	if !strings.Contains(rep, fmt.Sprintf(`"rated": %d`, counted)) {
+		t.Fatalf("report does not count %d ratings:\n%s", counted, rep)
+	}
+	h.ep.mu.Lock()
+	if len(h.ep.accepted) != counted {
+		t.Errorf("%d evaluations accepted, want %d: %v", len(h.ep.accepted), counted, h.ep.accepted)
+	}
+	h.ep.mu.Unlock()
+	h.a.stop()
+	h.c.kill()
+	out, code := runCollector(t, h.bin, "verify", "-store", "-allow-unverified", "-config", h.conf)
+	if code != 0 || !strings.Contains(out, "nothing flagged") {
+		t.Fatalf("verify -store: exit %d:\n%s", code, out)
 	}
 }
