@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -262,5 +263,31 @@ func TestReportCSVOverTheAPIEscapesFormulas(t *testing.T) {
 	}
 	if strings.Contains(body, ",=") || strings.Contains(body, ",@") || strings.Contains(body, `,"=`) {
 		t.Errorf("a cell starts with a formula:\n%s", body)
+	}
+}
+
+func TestSmallBodiesElsewhere(t *testing.T) {
+	loc, _ := time.LoadLocation("Asia/Shanghai")
+	s := New(Config{Location: loc, Points: report.DefaultPoints()})
+	// A route added later, by anyone, that reads its body whole.
+	s.Mux().HandleFunc("POST /api/v1/later", func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+			return
+		}
+		fmt.Fprint(w, len(b))
+	})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	for _, c := range []struct{ size, want int }{{1 << 20, 200}, {1<<20 + 1, 413}} {
+		resp, err := http.Post(srv.URL+"/api/v1/later", "application/json", strings.NewReader(strings.Repeat("x", c.size)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%d bytes: %d, want %d", c.size, resp.StatusCode, c.want)
+		}
 	}
 }
