@@ -223,8 +223,8 @@ type auditView struct {
 	Unmatched []store.StoredRating
 	// Ambiguous are the ratings to assign to one of their candidate
 	// cases.
-	Ambiguous  []store.StoredRating
-	Rejected   []store.Evaluation
+	Ambiguous []store.StoredRating
+	Rejected  []store.Evaluation
 	// Failed are the newest records that failed verification; Unverified
 	// those without a trusted key to verify them.
 	Failed     []store.LatestRating
