@@ -17,9 +17,10 @@ dir=$(mktemp -d -t hallrate-demo-XXXXXX)
 # script (and make, which runs it) ends the rest and exits 0.
 if [ -t 0 ]; then set -m; fi
 
-# Three counters, W01 to W03: W01 is the terminal you type on; W02 and W03
-# are pressed by a short random loop that stops by itself.
-for n in 1 2 3; do
+# Four counters, W01 to W04: W01 is the terminal you type on; W02 and W03
+# are pressed by a short random loop that stops by itself; W04 has no queue
+# system: its staff member presses the 请评价 key ("i") before each rating.
+for n in 1 2 3 4; do
 	mkdir -p "$dir/w0$n"
 	cat >"$dir/w0$n/agent.toml" <<CONF
 [device]
@@ -52,6 +53,9 @@ done >"$dir/devices"
 cat >"$dir/collector.toml" <<CONF
 [trust]
 keys_file = "$dir/devices"
+
+[demo]
+skip_counters = ["W04"]   # run by the staff key alone: no demonstration tickets
 CONF
 
 "$bin/hallrate-collector" run --config "$dir/collector.toml" --embedded-broker "127.0.0.1:$port" --demo-tickets \
@@ -92,11 +96,27 @@ for n in 2 3; do
 	pressers+=($!)
 done
 
+# W04: the staff key opens the rating window, then the citizen presses.
+mkfifo "$dir/w04/presses"
+"$bin/hallrate-agent" run --config "$dir/w04/agent.toml" <"$dir/w04/presses" >/dev/null 2>>"$dir/w04/agent.log" &
+pids+=($!)
+(
+	for _ in $(seq 20); do
+		sleep $((8 + RANDOM % 10))
+		echo i
+		sleep 2
+		echo $((1 + (RANDOM % 10 < 7 ? 0 : RANDOM % 4)))
+	done
+	sleep 86400
+) >"$dir/w04/presses" &
+pressers+=($!)
+
 cat <<TEXT
-hallrate demo: counters W01-W03 of hall h1, broker on 127.0.0.1:$port.
+hallrate demo: counters W01-W04 of hall h1, broker on 127.0.0.1:$port.
 Dashboard: http://127.0.0.1:$http/  (English: http://127.0.0.1:$http/?lang=en,
 monthly report: http://127.0.0.1:$http/report). W02 and W03 are pressed at
-random for about six minutes; you press for W01.
+random for about six minutes; W04 has no queue system: its staff key opens
+each rating window; you press for W01.
 The collector calls a ticket to the counter every ~40 s (serving 20 s, then a
 15 s rating window). Type a button number and Enter:
   1 非常满意 very satisfied   2 满意 satisfied   3 基本满意 basic   4 不满意 dissatisfied

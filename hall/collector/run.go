@@ -290,6 +290,7 @@ func (c *Collector) Run(ctx context.Context) error {
 			Location:  loc,
 			Publisher: l,
 			Logger:    log,
+			Skip:      cfg.Demo.SkipCounters,
 		})
 		hear = tickets.Hear
 	}

@@ -165,6 +165,9 @@ type Demo struct {
 	Serving Duration `toml:"serving"`
 	Done    Duration `toml:"done"`
 	Idle    Duration `toml:"idle"`
+	// SkipCounters get no demonstration tickets: counters run by the
+	// staff key alone.
+	SkipCounters []string `toml:"skip_counters"`
 }
 
 // Log configures logging and the audit summary.

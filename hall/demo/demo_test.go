@@ -97,11 +97,14 @@ func TestRunnerPublishesForHeardCounters(t *testing.T) {
 			return nil
 		}),
 		After: clk.after,
+		// W04 is run by the staff key: heard first, it must get nothing.
+		Skip: []string{"W04"},
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 
+	r.Hear("h1", "W04")
 	r.Hear("h1", "W05")
 	r.Hear("h1", "W05")
 	expect := func(state record.TicketState, ticket string) {
