@@ -1,10 +1,13 @@
 package esup
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hallrate/hallrate/record"
 )
 
 func TestDecodeCasesRules(t *testing.T) {
@@ -93,4 +96,36 @@ func TestDecodeCasesStreams(t *testing.T) {
 			t.Errorf("%.40s: error %v, want %q", c.body, err, c.want)
 		}
 	}
+}
+
+// FuzzDecodeCases feeds the case decoder (JSON, as POST /api/v1/cases
+// takes it) arbitrary bytes: it never panics, and every case it accepts
+// obeys the field rules, has its required fields and a service day.
+func FuzzDecodeCases(f *testing.F) {
+	f.Add([]byte(`{"projectNo":"620100-2026-000123","hall":"h1","counter":"W05","ticket":"A023","staff":"S017","staffName":"张三","acceptedAt":"2026-11-24T09:02:00+08:00"}`))
+	f.Add([]byte(`[{"projectNo":"P1","hall":"h1","counter":"W05","ticket":"A1"},{"projectNo":"P2","hall":"h1","counter":"W05","ticket":"A2","staff":"S\u0000"}]`))
+	f.Add([]byte(`[{},{},{}]`))
+	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cs, err := DecodeCases(bytes.NewReader(data), time.UTC, now)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("multi-line error %q", err)
+			}
+			return
+		}
+		for _, c := range cs {
+			for field, v := range map[string]string{"projectNo": c.ProjectNo, "taskCode": c.TaskCode, "taskName": c.TaskName,
+				"deptCode": c.DeptCode, "deptName": c.DeptName, "hall": c.Hall, "counter": c.Counter, "ticket": c.Ticket,
+				"staff": c.Staff, "staffName": c.StaffName, "acceptedAt": c.AcceptedAt, "finishedAt": c.FinishedAt} {
+				lim, _ := record.CaseLimit(field)
+				if err := record.CheckText(field, v, lim); err != nil {
+					t.Fatalf("accepted case breaks the rules: %v", err)
+				}
+			}
+			if c.ProjectNo == "" || c.Ticket == "" || !record.ValidID(c.Hall) || !record.ValidID(c.Counter) || c.ServiceDay == "" {
+				t.Fatalf("accepted an incomplete case %+v", c)
+			}
+		}
+	})
 }
