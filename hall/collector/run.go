@@ -187,10 +187,13 @@ func (c *Collector) Run(ctx context.Context) error {
 	hear := func(hall, counter string) {}
 	hub := live.NewHub(time.Now)
 	in, err := ingest.New(ingest.Config{
-		Prefix:   cfg.MQTT.TopicPrefix,
-		Store:    db,
-		Export:   export,
-		Location: loc,
+		Prefix: cfg.MQTT.TopicPrefix,
+		Store:  db,
+		Export: export,
+		// The export is complete: what a crash kept from it is replayed.
+		Exports:     db,
+		ExportOwner: clientID,
+		Location:    loc,
 		DueDate: func(pressed time.Time) string {
 			return cal.AddWorkingDays(pressed, cfg.Followup.WorkingDays).Format(time.DateOnly)
 		},
@@ -221,6 +224,11 @@ func (c *Collector) Run(ctx context.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	if n, err := in.ReplayExports(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		log.Warn("records stored but missing from the records file written to it now", "file", cfg.Store.JSONL, "records", n)
 	}
 
 	brokerURL := cfg.MQTT.Broker

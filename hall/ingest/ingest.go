@@ -36,6 +36,12 @@ type Saver interface {
 	SaveBatch(ctx context.Context, b store.Batch) (store.Saved, error)
 }
 
+// ExportLog is where the store keeps the records not yet exported.
+type ExportLog interface {
+	PendingExports(ctx context.Context, owner string, n int) ([]store.PendingExport, error)
+	ClearExports(ctx context.Context, owner string, ids []string) error
+}
+
 // Config configures an [Ingester].
 type Config struct {
 	// Prefix is the topic prefix, such as "hallrate/v1".
@@ -43,6 +49,12 @@ type Config struct {
 	Store  Saver
 	// Export, when set, gets every newly stored record as one JSON line.
 	Export Sink
+	// Exports and ExportOwner, when set with Export, make the export
+	// complete: each record is marked pending for ExportOwner in the
+	// commit that stores it, cleared once Export has it, and replayed by
+	// [Ingester.ReplayExports] after a crash in between.
+	Exports     ExportLog
+	ExportOwner string
 	// Location is the hall's time zone: service days are its dates.
 	Location *time.Location
 	// DueDate returns the date a follow-up of a bad rating pressed at t is
@@ -325,6 +337,9 @@ func (in *Ingester) Stuck() (since time.Time, err string) {
 // save stores the items in one transaction and reports what was stored.
 func (in *Ingester) save(ctx context.Context, items []item) error {
 	b := store.Batch{HoldUnverified: in.cfg.HoldUnverified}
+	if in.exportLogged() {
+		b.ExportOwner = in.cfg.ExportOwner
+	}
 	for _, it := range items {
 		switch {
 		case it.rating != nil:
@@ -351,13 +366,19 @@ func (in *Ingester) save(ctx context.Context, items []item) error {
 	stored := append(slices.Clone(saved.New), saved.Replaced...)
 	if in.cfg.Export != nil && len(stored) > 0 {
 		lines := make([][]byte, len(stored))
+		ids := make([]string, len(stored))
 		for i, r := range stored {
-			lines[i] = r.Raw
+			lines[i], ids[i] = r.Raw, r.ID
 		}
 		// The store holds the records; the export is a copy, and a
-		// failing copy must not hold back the broker.
+		// failing copy must not hold back the broker: what it misses stays
+		// pending in the store and is replayed.
 		if err := in.cfg.Export.Append(lines); err != nil {
 			in.log.Error("export records", "err", err, "records", len(lines))
+		} else if in.exportLogged() {
+			if err := in.cfg.Exports.ClearExports(ctx, in.cfg.ExportOwner, ids); err != nil {
+				in.log.Error("export records: not cleared in the store; they will be written again", "err", err, "records", len(ids))
+			}
 		}
 	}
 	for _, e := range saved.Events {
@@ -588,4 +609,38 @@ func joinOf(r store.Rating) string {
 
 func isNewIn(rs []store.Rating, id string) bool {
 	return slices.ContainsFunc(rs, func(r store.Rating) bool { return r.ID == id })
+}
+
+func (in *Ingester) exportLogged() bool {
+	return in.cfg.Export != nil && in.cfg.Exports != nil && in.cfg.ExportOwner != ""
+}
+
+// ReplayExports writes to the export the records stored and not yet
+// written there (a crash between the commit and the write, or a failing
+// file) and returns how many. A record may then appear twice in the file
+// (a crash between the write and its clearing): consumers de-duplicate on
+// the record's id.
+func (in *Ingester) ReplayExports(ctx context.Context) (int, error) {
+	if !in.exportLogged() {
+		return 0, nil
+	}
+	n := 0
+	for {
+		es, err := in.cfg.Exports.PendingExports(ctx, in.cfg.ExportOwner, 1000)
+		if err != nil || len(es) == 0 {
+			return n, err
+		}
+		lines := make([][]byte, len(es))
+		ids := make([]string, len(es))
+		for i, e := range es {
+			lines[i], ids[i] = e.Raw, e.ID
+		}
+		if err := in.cfg.Export.Append(lines); err != nil {
+			return n, fmt.Errorf("ingest: replay exports: %w", err)
+		}
+		if err := in.cfg.Exports.ClearExports(ctx, in.cfg.ExportOwner, ids); err != nil {
+			return n, fmt.Errorf("ingest: replay exports: %w", err)
+		}
+		n += len(es)
+	}
 }

@@ -162,6 +162,15 @@ var migrations = []func(tx *sql.Tx, d dialect) error{
 	func(tx *sql.Tx, d dialect) error {
 		return execAll(tx, d, `ALTER TABLE followup ADD COLUMN alert_lease_ms BIGINT NOT NULL DEFAULT 0`)
 	},
+	// 9: records stored and not yet written to their collector's export
+	// file (--out), kept in the same commit as the record.
+	func(tx *sql.Tx, d dialect) error {
+		return execAll(tx, d, `CREATE TABLE export_pending (
+				owner TEXT NOT NULL,
+				rating_id TEXT NOT NULL,
+				PRIMARY KEY (owner, rating_id)
+			)`)
+	},
 }
 
 func execAll(tx *sql.Tx, d dialect, stmts ...string) error {

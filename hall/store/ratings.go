@@ -92,6 +92,10 @@ type Batch struct {
 	// HoldUnverified is the hall's policy for a record whose chain break
 	// is lifted: unverified ones stay out of joins.
 	HoldUnverified bool
+	// ExportOwner, when set, names the collector that writes the records
+	// newly stored (and those replacing a copy) to its export file: they
+	// are marked pending for it in the same commit ([DB.PendingExports]).
+	ExportOwner string
 }
 
 // GapKind says what a [GapEvent] reports.
@@ -172,6 +176,15 @@ func (s *DB) SaveBatch(ctx context.Context, b Batch) (Saved, error) {
 		saved.Events = ev
 		if saved.Trust, saved.Replaced, err = s.checkTrust(ctx, tx, b, rs, extra, saved.New, isNew); err != nil {
 			return err
+		}
+		if b.ExportOwner != "" {
+			var ids []string
+			for _, r := range append(slices.Clone(saved.New), saved.Replaced...) {
+				ids = append(ids, r.ID)
+			}
+			if err := s.markExports(ctx, tx, b.ExportOwner, ids); err != nil {
+				return err
+			}
 		}
 		if err := s.openFollowups(ctx, tx, saved.New); err != nil {
 			return err
