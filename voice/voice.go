@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 )
 
@@ -126,6 +127,41 @@ func (p *Player) Run(ctx context.Context) {
 	}
 }
 
+// Play plays pr to its end and returns the player's error, for a check
+// such as the selftest. It does not go through [Player.Run] or its
+// counts.
+func (p *Player) Play(ctx context.Context, pr Prompt) error {
+	cmd, err := p.command(pr)
+	if err != nil {
+		return err
+	}
+	var out strings.Builder
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", p.cfg.Player, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = cmd.Process.Kill() // an error means it has exited already
+		<-done
+		return ctx.Err()
+	}
+	if err != nil {
+		msg := strings.TrimSpace(out.String())
+		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+			msg = msg[i+1:]
+		}
+		return fmt.Errorf("%s: %w: %s", p.cfg.Player, err, msg)
+	}
+	return nil
+}
+
+// File returns the path of the file of pr.
+func (p *Player) File(pr Prompt) string { return filepath.Join(p.cfg.Dir, string(pr)+".wav") }
+
 // playing is one player process.
 type playing struct {
 	prompt Prompt
@@ -160,7 +196,7 @@ func (pl *playing) stop() {
 }
 
 func (p *Player) command(pr Prompt) (*exec.Cmd, error) {
-	file := filepath.Join(p.cfg.Dir, string(pr)+".wav")
+	file := p.File(pr)
 	args := []string{"-q"}
 	if p.cfg.Device != "" {
 		args = append(args, "-D", p.cfg.Device)

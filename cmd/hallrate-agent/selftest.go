@@ -18,6 +18,7 @@ import (
 	"github.com/hallrate/hallrate/config"
 	"github.com/hallrate/hallrate/device"
 	"github.com/hallrate/hallrate/device/pins"
+	"github.com/hallrate/hallrate/voice"
 )
 
 const selftestSummary = `Check the wiring of this terminal, for the person who installs it:
@@ -117,6 +118,9 @@ func (st *selftest) run(ctx context.Context) error {
 	if driver == "sim" {
 		st.printf("\nLights\n  skipped: the sim driver has no lights\n")
 	} else if err := st.lightOutputs(ctx); err != nil {
+		return err
+	}
+	if err := st.speak(ctx); err != nil {
 		return err
 	}
 	return st.summary()
@@ -377,6 +381,53 @@ func (st *selftest) lightOutputs(ctx context.Context) error {
 			st.result(false, "%s: %s: no answer within %s", o.spec.key, o.spec.name, st.timeout)
 		default:
 			st.result(false, "%s: %s did not %s: check its wiring, resistor and polarity", o.spec.key, o.spec.name, verb)
+		}
+	}
+	return nil
+}
+
+// speak plays each voice prompt in turn and, with confirm and a keyboard
+// free to answer (not with the sim driver, which reads it), asks whether
+// it was heard.
+func (st *selftest) speak(ctx context.Context) error {
+	vc := st.cfg.Voice
+	if !vc.Enabled {
+		st.printf("\nVoice\n  off (voice.enabled = false)\n")
+		return nil
+	}
+	p := voice.New(voice.Config{Player: vc.Player, Device: vc.Device, Dir: vc.Dir, Volume: vc.Volume, Logger: st.log})
+	ask := st.confirm && st.answers != nil
+	st.printf("\nVoice: listen to each prompt")
+	if ask {
+		st.printf(", then answer y or n")
+	}
+	st.printf("\n")
+	for _, pr := range voice.Prompts() {
+		st.printf("  Playing %s (%s) ...\n", pr, p.File(pr))
+		if err := p.Play(ctx, pr); err != nil {
+			if ctx.Err() != nil {
+				return errors.New("selftest: interrupted")
+			}
+			st.result(false, "voice %s: %s", pr, singleLine(err))
+			continue
+		}
+		if !ask {
+			st.result(true, "voice %s: played", pr)
+			continue
+		}
+		st.printf("  Did you hear it? [y/n] ")
+		ans, err := st.answer(ctx)
+		if err != nil {
+			return err
+		}
+		st.printf("\n")
+		switch ans {
+		case "y", "yes":
+			st.result(true, "voice %s: heard", pr)
+		case "":
+			st.result(false, "voice %s: no answer within %s", pr, st.timeout)
+		default:
+			st.result(false, "voice %s: not heard: check voice.device (aplay -l lists the cards), the volume (alsamixer) and the speaker", pr)
 		}
 	}
 	return nil
