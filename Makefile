@@ -89,7 +89,22 @@ size: ## build the agent for armv6, armv7 and arm64 as releases are built, print
 
 .PHONY: demo
 demo: build ## a hall on this machine: collector with embedded broker and demo tickets, and a simulated terminal (type 1-4)
-	@BIN=$(BIN) ./scripts/demo.sh
+	@$(MAKE) -s voice >/dev/null 2>&1 || echo "demo: espeak-ng not installed, so no voice prompts (apt-get install espeak-ng)"
+	@BIN=$(BIN) VOICE_DIR=$(VOICE_DIR) ./scripts/demo.sh
+
+# The default Mandarin voice prompts, made from their text with espeak-ng:
+# the same text and espeak-ng version make the same files. The voice is
+# cmn-latn-pinyin: espeak-ng 1.51's "cmn" turns the characters into pinyin
+# and then reads that pinyin as English ("ni3" as "ni three").
+VOICE_DIR := dist/voice/zh
+.PHONY: voice
+voice: ## make the default Mandarin voice prompts (WAV) from packaging/voice/zh/*.txt with espeak-ng into dist/voice/zh
+	@command -v espeak-ng >/dev/null || { echo "voice: espeak-ng not installed (apt-get install espeak-ng)" >&2; exit 1; }
+	@mkdir -p $(VOICE_DIR)
+	@for f in packaging/voice/zh/*.txt; do \
+		espeak-ng -v cmn-latn-pinyin -s 150 -w $(VOICE_DIR)/$$(basename $$f .txt).wav -f $$f || exit 1; \
+	done
+	@echo "voice: $$(ls $(VOICE_DIR)/*.wav | wc -l) prompts in $(VOICE_DIR)"
 
 .PHONY: install
 install: build ## install binaries, the systemd unit, sysusers/tmpfiles/udev files and an example agent config under DESTDIR/PREFIX
@@ -110,7 +125,7 @@ DEB_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) &
 NFPM        ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 
 .PHONY: deb
-deb: ## build the agent's .deb packages for amd64, arm64 and armhf (GOARM=6) into dist/
+deb: voice ## build the agent's .deb packages for amd64, arm64 and armhf (GOARM=6) into dist/
 	@mkdir -p dist && rm -f dist/hallrate-agent_*.deb
 	@for t in $(DEB_TARGETS); do \
 		deb=$${t%%:*}; rest=$${t#*:}; goarch=$${rest%%:*}; goarm=$${rest#*:}; \

@@ -24,6 +24,10 @@ want_files=(
 	"-rw-r--r-- ./etc/hallrate/agent.toml"
 	"-rw-r--r-- ./usr/share/doc/hallrate-agent/operations.md"
 )
+# The voice prompts, each with its text.
+for p in invite thanks already reason error; do
+	want_files+=("-rw-r--r-- ./usr/share/hallrate/voice/zh/$p.wav" "-rw-r--r-- ./usr/share/hallrate/voice/zh/$p.txt")
+done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -37,6 +41,7 @@ for t in "${targets[@]}"; do
 	[ "$(dpkg-deb -f "$deb" Package)" = hallrate-agent ] || fail "$deb: Package is not hallrate-agent"
 	[ "$(dpkg-deb -f "$deb" Architecture)" = "$arch" ] || fail "$deb: Architecture is $(dpkg-deb -f "$deb" Architecture), want $arch"
 	dpkg-deb -I "$deb" >/dev/null
+	dpkg-deb -f "$deb" Recommends | grep -qw alsa-utils || fail "$deb: does not recommend alsa-utils (aplay plays the voice prompts)"
 
 	listing=$(dpkg-deb -c "$deb" | awk '{print $1, $6}')
 	for f in "${want_files[@]}"; do

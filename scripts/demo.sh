@@ -43,6 +43,16 @@ level = "warn"
 CONF
 done
 
+# W01 speaks its prompts (made by "make voice") where this machine has a
+# sound card; without one it says so once in its log and stays silent.
+voice=$(cd "${VOICE_DIR:-dist/voice/zh}" 2>/dev/null && pwd || echo "$PWD/dist/voice/zh")
+cat >>"$dir/w01/agent.toml" <<CONF
+
+[voice]
+enabled = true
+dir     = "$voice"
+CONF
+
 # The hall's trusted keys file: every terminal's key (made now) with its
 # hall and counter, so that the collector verifies every demo record.
 for conf in "$dir"/w*/agent.toml; do
@@ -120,6 +130,7 @@ each rating window; you press for W01.
 The collector calls a ticket to the counter every ~40 s (serving 20 s, then a
 15 s rating window). Type a button number and Enter:
   1 非常满意 very satisfied   2 满意 satisfied   3 基本满意 basic   4 不满意 dissatisfied
+After a 4, a press within 10 s gives the reason: 1 服务态度 2 办事效率 3 办事流程与材料 4 其他.
 Each press is printed below as the collector stores it. Ctrl-C ends.
 Logs: $dir/collector.log and the agent's warnings on this terminal.
 TEXT

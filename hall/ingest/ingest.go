@@ -478,6 +478,10 @@ type Alert struct {
 	Satisfaction int    `json:"satisfaction"`
 	PressedAt    string `json:"pressed_at"`
 	Due          string `json:"due"`
+	// ReasonCode and ReasonText are added when the alert is published, if
+	// the citizen gave a reason by then ([store.Followup.AlertMessage]).
+	ReasonCode string `json:"reasonCode,omitempty"`
+	ReasonText string `json:"reasonText,omitempty"`
 }
 
 func (in *Ingester) followup(p record.Press, due string, now time.Time) *store.Followup {
