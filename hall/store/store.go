@@ -89,7 +89,12 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*DB, error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite://"):
 		kind, d = "sqlite", sqliteDialect
-		db, err = openSQLite(strings.TrimPrefix(dsn, "sqlite://"))
+		path := strings.TrimPrefix(dsn, "sqlite://")
+		db, err = openSQLite(path)
+		if fi, serr := os.Stat(filepath.Dir(path)); err == nil && serr == nil && fi.Mode().Perm()&0o007 != 0 {
+			log.Warn("the database's directory is open to others; make it 0750", "dir", filepath.Dir(path),
+				"mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+		}
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		kind, d = "postgres", postgresDialect
 		db, err = sql.Open("pgx", dsn)

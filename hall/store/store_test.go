@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -395,5 +397,18 @@ func TestSQLiteFilesArePrivate(t *testing.T) {
 	db.Close()
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o640 {
 		t.Fatalf("reopened database file %v, %v; want 0640", fi.Mode(), err)
+	}
+	// A directory open to others is said at open.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var logged strings.Builder
+	db, err = store.Open(context.Background(), "sqlite://"+path, slog.New(slog.NewTextHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if !strings.Contains(logged.String(), "directory is open to others") || !strings.Contains(logged.String(), "mode=0755") {
+		t.Fatalf("no warning about a 0755 directory: %q", logged.String())
 	}
 }
