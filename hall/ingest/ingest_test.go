@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hallrate/hallrate/hall/store"
 	"github.com/hallrate/hallrate/hall/store/storetest"
@@ -224,5 +225,19 @@ func TestJSONLIsNotForOthers(t *testing.T) {
 		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm()&0o007 != 0 {
 			t.Errorf("%s: %v, %v: others may read it", p, fi.Mode(), err)
 		}
+	}
+}
+
+func TestDescribeCannotForgeALine(t *testing.T) {
+	for _, staff := range []string{"S1\naudit: forged line", "S1\r", "\u202eS1", "S\x00017", "S\xff"} {
+		p := record.Press{Counter: "W01", Satisfaction: 5, Label: "x", Disposition: record.Counted, ID: "d/e/1",
+			Ticket: &record.TicketRef{ID: "A1", Staff: staff}}
+		got := Describe(p)
+		if strings.ContainsAny(got, "\n\r\x00\u202e") || !utf8.ValidString(got) {
+			t.Errorf("staff %q described as %q", staff, got)
+		}
+	}
+	if got := Describe(record.Press{Counter: "W01", Ticket: &record.TicketRef{ID: "A1", Staff: "张三"}}); !strings.Contains(got, "(张三)") {
+		t.Errorf("a plain name is quoted: %q", got)
 	}
 }

@@ -3,7 +3,10 @@ package ingest
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hallrate/hallrate/hall/store"
 	"github.com/hallrate/hallrate/record"
@@ -33,16 +36,28 @@ func SatisfactionName(code int) string {
 func Describe(p record.Press) string {
 	ticket := "-"
 	if p.Ticket != nil {
-		ticket = p.Ticket.ID
+		ticket = shown(p.Ticket.ID)
 		if p.Ticket.Staff != "" {
-			ticket += " (" + p.Ticket.Staff + ")"
+			ticket += " (" + shown(p.Ticket.Staff) + ")"
 		}
 	}
 	if p.IsReason() && p.Reason != nil {
-		return fmt.Sprintf("%-4s %-12s 原因 %s (%s) for %s  %s", p.Counter, ticket, p.Reason.Label, p.Reason.Code, p.For, p.ID)
+		return fmt.Sprintf("%-4s %-12s 原因 %s (%s) for %s  %s", p.Counter, ticket, shown(p.Reason.Label), shown(p.Reason.Code), shown(p.For), p.ID)
 	}
 	return fmt.Sprintf("%-4s %-12s %s %-14s %-9s  %s",
-		p.Counter, ticket, SatisfactionName(p.Satisfaction), p.Label, p.Disposition, p.ID)
+		p.Counter, ticket, SatisfactionName(p.Satisfaction), shown(p.Label), p.Disposition, p.ID)
+}
+
+// shown is a field from outside as one line of the console can show it: a
+// text with a line break, another control character, a direction override
+// or invalid UTF-8 is printed quoted with escapes, so it can neither forge
+// a line nor reorder one. The door rules refuse such text already; this is
+// the console's own guard.
+func shown(s string) string {
+	if !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) }) >= 0 {
+		return strconv.QuoteToGraphic(s)
+	}
+	return s
 }
 
 // PrintAudit writes the audit for people, one line per device epoch and
