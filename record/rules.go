@@ -36,6 +36,9 @@ const (
 	// wire: 512 bytes (170 Chinese characters). It is also the bound of a
 	// string field a newer version adds that this one does not know.
 	MaxLongText = 512
+	// MaxNoteText bounds free text typed by people, such as the note that
+	// closes a follow-up: 2,000 bytes (the page's 500 characters).
+	MaxNoteText = 2000
 	// MaxChainText bounds prev and sig (hex SHA-256 and base64 ed25519
 	// are 64 and 88 bytes; room is left for a later scheme).
 	MaxChainText = 256

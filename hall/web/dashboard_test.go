@@ -315,7 +315,14 @@ func TestFollowupActionsNeedTheToken(t *testing.T) {
 	if code, _ := f.post(path, testToken, `{"note":"  "}`); code != 400 {
 		t.Fatalf("close without a note: %d", code)
 	}
-	if code, body := f.post(path, testToken, `{"note":"called the citizen"}`); code != 200 {
+	// The note follows the field rules: a tab is fine, a line break,
+	// NUL, a right-to-left override or invalid UTF-8 is not.
+	for _, note := range []string{`"forged\nlevel=ERROR"`, `"a\u0000b"`, `"\u202eabc"`, "\"a\xffb\"", `"` + strings.Repeat("x", 2001) + `"`} {
+		if code, body := f.post(path, testToken, `{"note":`+note+`}`); code != 400 {
+			t.Errorf("close with note %.40s: %d %s", note, code, body)
+		}
+	}
+	if code, body := f.post(path, testToken, `{"note":"called the citizen\tok"}`); code != 200 {
 		t.Fatalf("close: %d %s", code, body)
 	}
 	if code, _ := f.post(path, testToken, `{"note":"again"}`); code != 409 {

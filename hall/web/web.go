@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -642,12 +643,23 @@ func (s *Server) closeFollowup(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Note string `json:"note"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&body); err != nil {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err == nil && !utf8.Valid(raw) {
+		err = errors.New("not valid UTF-8")
+	}
+	if err == nil {
+		err = json.Unmarshal(raw, &body)
+	}
+	if err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: "body: want {\"note\": \"...\"}", Field: "body"})
 		return
 	}
 	if strings.TrimSpace(body.Note) == "" {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: "note: required", Field: "note"})
+		return
+	}
+	if err := record.CheckNote("note", body.Note, record.MaxNoteText); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error(), Field: "note"})
 		return
 	}
 	f, err := s.cfg.Store.CloseFollowup(r.Context(), id, body.Note, s.cfg.Now().UnixMilli())
