@@ -413,6 +413,11 @@ func TestForgeriesNeverWin(t *testing.T) {
 		}
 	})
 	h.t = t
+	// Shown in the audit panel of the hall's screen.
+	_, panel := httpDo(t, "GET", h.api+"/fragment/audit?lang=en", "")
+	if !strings.Contains(panel, `class="warn conflict" data-id="`+h.idOf(2)+`"`) || !strings.Contains(panel, "replaced by the verified record") {
+		t.Fatalf("audit panel does not show the evidence:\n%s", panel)
+	}
 	// Counted in the report: the genuine ratings, none of the forgeries.
 	_, rep := httpDo(t, "GET", h.api+"/api/v1/report?month="+time.Now().UTC().Format("2006-01"), "")
 	if !strings.Contains(rep, fmt.Sprintf(`"rated": %d`, counted)) {

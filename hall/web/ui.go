@@ -235,6 +235,8 @@ type auditView struct {
 	// many are kept.
 	Parked      []parkedRow
 	ParkedTotal int64
+	// Conflicts are the newest copies kept as evidence, at most 10.
+	Conflicts []store.Conflict
 }
 
 type parkedRow struct {
@@ -579,6 +581,7 @@ func auditRows(v auditView, data hallData, hall string, loc *time.Location) audi
 		v.Ambiguous = append(v.Ambiguous, r)
 	}
 	v.ParkedTotal = a.ParkedTotal
+	v.Conflicts = a.Conflicts[:min(len(a.Conflicts), 10)]
 	for _, p := range a.Parked[:min(len(a.Parked), 10)] {
 		// The reason quotes what was refused: cut it short, the whole is
 		// in the API.
