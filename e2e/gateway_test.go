@@ -196,3 +196,66 @@ match_window = "5s"
 	}
 	waitCount(t, api+"/api/v1/evaluations", `"projectNo": "P-W07-1"`, 1, c.String)
 }
+
+// TestTicketChangeFromAnotherHost: without http.token_file, a ticket change
+// from an address other than loopback is refused and nothing is
+// published. The other host is a network namespace the test makes, at
+// 10.213.15.2, the collector listening on its side of the pair,
+// 10.213.15.1; no other address is used.
+func TestTicketChangeFromAnotherHost(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("a network namespace for the other host needs root")
+	}
+	n := &netns{t: t, name: "hrgw15", host: "hrgw15-h", peer: "hrgw15-a"}
+	n.cleanup()
+	n.must("ip", "netns", "add", n.name)
+	t.Cleanup(n.cleanup)
+	n.must("ip", "link", "add", n.host, "type", "veth", "peer", "name", n.peer)
+	n.must("ip", "link", "set", n.peer, "netns", n.name)
+	n.must("ip", "addr", "add", "10.213.15.1/30", "dev", n.host)
+	n.must("ip", "link", "set", n.host, "up")
+	n.must("ip", "netns", "exec", n.name, "ip", "addr", "add", "10.213.15.2/30", "dev", n.peer)
+	n.must("ip", "netns", "exec", n.name, "ip", "link", "set", n.peer, "up")
+
+	broker := mqtttest.StartMosquitto(t, "")
+	sub := mqtttest.Subscribe(t, broker.URL(), "e2e-gw-tickets", "hallrate/v1/h1/+/ticket")
+	bin := buildCollector(t)
+	dir := t.TempDir()
+	apiAddr := fmt.Sprintf("10.213.15.1:%d", mqtttest.FreePort(t))
+	conf := filepath.Join(dir, "collector.toml")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`[hall]
+id = "h1"
+timezone = "UTC"
+[mqtt]
+broker = %q
+client_id = "collector-gw-remote"
+[store]
+dsn = "sqlite://%s"
+[http]
+listen = %q
+[esup]
+sink = "table"
+`, broker.URL(), filepath.Join(dir, "collector.db"), apiAddr)), 0o600)
+	c := startCollectorBin(t, bin, conf)
+	waitHTTP(t, "http://"+apiAddr+"/healthz", 200, c.String)
+
+	ticket := `{"v":1,"ticket":"A031","state":"done","staff":"S017","at":"2026-11-24T09:15:00+08:00"}`
+	for _, method := range []string{"POST", "DELETE"} {
+		args := append(n.prefix(), "curl", "-sS", "-X", method, "-H", "Content-Type: application/json",
+			"-w", "\n%{http_code}", "--data-binary", ticket, "http://"+apiAddr+"/api/v1/counters/W05/ticket")
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("curl from the other host: %v: %s", err, out)
+		}
+		if !strings.HasSuffix(strings.TrimSpace(string(out)), "403") || !strings.Contains(string(out), "loopback only") {
+			t.Fatalf("%s from 10.213.15.2 without a token: %s, want 403", method, out)
+		}
+	}
+	// The refusals published nothing: a ticket published from loopback
+	// afterwards is the first message on the topic.
+	mqtttest.Publish(t, broker.URL(), "hallrate/v1/h1/W05/ticket", 1, false, []byte(`{"v":1,"state":"idle"}`))
+	msgs := sub.Wait(t, wait, "the marker", func(m []mqtttest.Message) bool { return len(m) >= 1 })
+	if string(msgs[0].Payload) != `{"v":1,"state":"idle"}` {
+		t.Fatalf("a refused change was published: %s", msgs[0].Payload)
+	}
+}
