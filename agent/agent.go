@@ -432,10 +432,8 @@ func (a *Agent) applyTicket(raw []byte) {
 	a.ticket = a.binding.Current()
 	a.mu.Unlock()
 	a.log.Info("ticket", "ticket", t.Ticket, "state", t.State, "staff", t.Staff)
-	if a.binding.Episode() != before && a.asker.Asking() {
-		// The next citizen is at the counter: a press now is theirs.
-		a.asker.End()
-		a.log.Info("asking for the reason ended by a new ticket")
+	if a.binding.Episode() != before {
+		a.endAsking("asking for the reason ended by a new ticket")
 	}
 	a.updateWindow()
 }
@@ -462,7 +460,17 @@ func (a *Agent) staffKey() {
 	a.ticket = a.binding.Current()
 	a.mu.Unlock()
 	a.log.Info("staff key: rating window open", "ticket", t.ID, "staff", t.Staff, "window", a.cfg.RatingWindow)
+	a.endAsking("asking for the reason ended by the staff key")
 	a.updateWindow()
+}
+
+// endAsking ends asking for a reason when the next citizen comes: a press
+// now is theirs.
+func (a *Agent) endAsking(why string) {
+	if a.asker.Asking() {
+		a.asker.End()
+		a.log.Info(why)
+	}
 }
 
 // saveBinding persists the binding after a ticket change. On failure the

@@ -174,6 +174,25 @@ func TestNewTicketEndsAsking(t *testing.T) {
 	}
 }
 
+// The staff key brings the next citizen: it ends asking too.
+func TestStaffKeyEndsAsking(t *testing.T) {
+	r := newReasonRig(t)
+	r.a.staffKey()
+	r.a.press(device.Press{Button: 4, At: time.Now()})
+	if !r.a.asking {
+		t.Fatal("a counted 不满意 on a staff-key ticket does not ask")
+	}
+	r.a.staffKey()
+	if r.a.asking {
+		t.Fatal("the staff key left asking on")
+	}
+	r.a.press(device.Press{Button: 2, At: time.Now()})
+	ps := r.records(t)
+	if len(ps) != 2 || ps[1].IsReason() || ps[1].Disposition != record.Counted || ps[1].Ticket.ID == ps[0].Ticket.ID {
+		t.Fatalf("press after the staff key: %+v", ps)
+	}
+}
+
 // A reason that cannot be written is shown as an error and asking goes on,
 // so the citizen may press again.
 func TestReasonWriteFailure(t *testing.T) {
