@@ -141,8 +141,8 @@ func forge(rec map[string]any, seq uint64, change map[string]any) string {
 			delete(f, k)
 			continue
 		}
-		if k == "staff" {
-			f["ticket"].(map[string]any)["staff"] = v
+		if k == "staff" || k == "projectNo" {
+			f["ticket"].(map[string]any)[k] = v
 			continue
 		}
 		f[k] = v
@@ -367,10 +367,17 @@ func TestForgeriesNeverWin(t *testing.T) {
 		rec := h.press(4) // a genuine 差评
 		counted++
 		h.waitVerified(rec)
-		for _, change := range []map[string]any{{"satisfaction": 5, "button": 1, "label": "very_satisfied"}, {"staff": "S099"}} {
+		// The rating made a 非常满意, moved to another staff member, or
+		// to another case: the signature covers the whole record.
+		for _, change := range []map[string]any{{"satisfaction": 5, "button": 1, "label": "very_satisfied"},
+			{"staff": "S099"}, {"projectNo": "P-OTHER"}} {
 			forged := forge(rec, h.seq, change)
 			h.publish(counter, forged)
 			h.genuineWins(rec, forged, true)
+			ev := h.evidence(rec["id"].(string))
+			if last := ev[0]; last.Raw != forged || last.TrustReason != "bad_signature,conflict" || last.Displaced {
+				t.Fatalf("%v: evidence %+v", change, last)
+			}
 		}
 	})
 	t.Run("unsigned copy on another counter's topic", func(t *testing.T) {
