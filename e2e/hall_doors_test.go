@@ -23,7 +23,8 @@ import (
 )
 
 // doorsCollector is a collector binary on Mosquitto and SQLite with the
-// documented default: no token file, changes from loopback only.
+// documented default: no token file, changes from loopback only. It logs
+// at debug level, where every refused request has its line.
 type doorsCollector struct {
 	*collectorProc
 	dir, dsn, api, broker string
@@ -50,6 +51,8 @@ dsn = %q
 listen = %q
 [esup]
 sink = "none"
+[log]
+level = "debug"
 `, c.broker, c.dsn, c.api)), 0o600); err != nil {
 		t.Fatal(err)
 	}

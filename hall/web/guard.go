@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"time"
 )
 
 // guard is the one door of every request. Every request must name an
@@ -23,7 +25,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		w.Header().Set("X-Frame-Options", "DENY")
 		w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
 		if !s.hostAllowed(r) {
-			s.log.Warn("request refused: host not allowed", "host", r.Host, "remote", r.RemoteAddr, "path", r.URL.Path)
+			s.refused("host not allowed", "host", r.Host, "remote", r.RemoteAddr, "path", r.URL.Path)
 			s.fail(w, http.StatusMisdirectedRequest, "host "+r.Host+" is not this collector's address nor one of http.hosts")
 			return
 		}
@@ -32,13 +34,13 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			return
 		}
 		if msg := contentTypeProblem(r); msg != "" {
-			s.log.Warn("request refused: content type", "content_type", r.Header.Get("Content-Type"), "origin", r.Header.Get("Origin"),
+			s.refused("content type", "content_type", r.Header.Get("Content-Type"), "origin", r.Header.Get("Origin"),
 				"remote", r.RemoteAddr, "path", r.URL.Path)
 			s.fail(w, http.StatusUnsupportedMediaType, msg)
 			return
 		}
 		if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r.Host) {
-			s.log.Warn("request refused: cross-origin", "origin", o, "host", r.Host, "remote", r.RemoteAddr, "path", r.URL.Path)
+			s.refused("cross-origin", "origin", o, "host", r.Host, "remote", r.RemoteAddr, "path", r.URL.Path)
 			s.fail(w, http.StatusForbidden, "origin "+o+" is not this collector's: data can be changed from its own pages only")
 			return
 		}
@@ -60,6 +62,32 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// refusals counts refused requests per reason, so that a page firing
+// requests in a loop cannot fill the disk with log lines.
+type refusals struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+	n    map[string]int
+}
+
+// refused logs a refused request: each at debug level, and at warn level
+// the first of a reason and then at most one a minute, with the count.
+func (s *Server) refused(reason string, args ...any) {
+	s.log.Debug("request refused: "+reason, args...)
+	now := s.cfg.Now()
+	s.ref.mu.Lock()
+	s.ref.n[reason]++
+	n := s.ref.n[reason]
+	due := now.Sub(s.ref.last[reason]) >= time.Minute
+	if due {
+		s.ref.last[reason], s.ref.n[reason] = now, 0
+	}
+	s.ref.mu.Unlock()
+	if due {
+		s.log.Warn("request refused: "+reason, append(args, "refused_since_last", n)...)
+	}
 }
 
 func changes(method string) bool {

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -290,4 +292,45 @@ func TestSmallBodiesElsewhere(t *testing.T) {
 			t.Errorf("%d bytes: %d, want %d", c.size, resp.StatusCode, c.want)
 		}
 	}
+}
+
+func TestRefusalsDoNotFloodTheLog(t *testing.T) {
+	var logged strings.Builder
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	s := New(Config{Location: time.UTC, Points: report.DefaultPoints(), Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
+		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logged, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	post := func() {
+		resp, err := http.Post(srv.URL+"/api/v1/cases", "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	for range 50 {
+		post()
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	post()
+	mu.Lock()
+	defer mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(logged.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "refused_since_last=1") || !strings.Contains(lines[1], "refused_since_last=50") {
+		t.Fatalf("log of 51 refusals:\n%s", logged.String())
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

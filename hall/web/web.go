@@ -82,6 +82,7 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 	mux *http.ServeMux
+	ref refusals
 }
 
 // maxBody bounds a request body: a day's cases of a large hall fit.
@@ -103,7 +104,8 @@ func New(cfg Config) *Server {
 			*f = func() {}
 		}
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(),
+		ref: refusals{last: map[string]time.Time{}, n: map[string]int{}}}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	if cfg.Registry != nil {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
