@@ -280,3 +280,75 @@ func mustLoc(t *testing.T, name string) *time.Location {
 	}
 	return loc
 }
+
+// TestHealthzSaysIngestIsStuck makes the collector's PostgreSQL database
+// read-only: it answers (the store's ping passes) but refuses every
+// write, the parking too, so ingest is stuck. /healthz must say so after a
+// minute, and be ok again once the database takes writes and the record
+// held back is stored.
+func TestHealthzSaysIngestIsStuck(t *testing.T) {
+	mosquittoClient(t, "mosquitto_pub")
+	m := mqtttest.StartMosquitto(t, "")
+	_, dsn, db := startPostgres(t)
+	dir := t.TempDir()
+	apiAddr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
+	_, key, _ := ed25519.GenerateKey(nil)
+	r := &poisonRig{t: t, port: m.Port(), bin: buildCollector(t), api: "http://" + apiAddr, key: key, dir: dir,
+		conf: filepath.Join(dir, "collector.toml")}
+	if err := os.WriteFile(r.conf, []byte(fmt.Sprintf(`[hall]
+id = "h1"
+timezone = "Asia/Shanghai"
+[mqtt]
+broker = %q
+client_id = "collector-stuck-e2e"
+[store]
+dsn = %q
+[http]
+listen = %q
+`, m.URL(), dsn, apiAddr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.c = startCollectorBin(t, r.bin, r.conf)
+	waitHTTP(t, r.api+"/healthz", 200, r.c.String)
+	r.good()
+
+	readOnly := func(on bool) {
+		t.Helper()
+		var name string
+		if err := db.QueryRow(`SELECT current_database()`).Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(fmt.Sprintf(`ALTER DATABASE %q SET default_transaction_read_only = %t`, name, on)); err != nil {
+			t.Fatal(err)
+		}
+		// The collector's connections take the setting when they connect
+		// again.
+		if _, err := db.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readOnly(true)
+	p := r.press("S017", 5)
+	b, _ := json.Marshal(p)
+	start := time.Now() // ingest cannot be stuck before the record is sent
+	r.publish(b, "-q", "1", "-t", topics.rating)
+	deadline := start.Add(150 * time.Second)
+	for {
+		code, body := httpGet(t, r.api+"/healthz")
+		if code == 503 && strings.Contains(body, "ingest: stuck") {
+			if time.Since(start) < time.Minute {
+				t.Fatalf("stuck reported after %v, before a minute: %s", time.Since(start), body)
+			}
+			t.Logf("healthz %d after %v: %s", code, time.Since(start).Round(time.Second), body)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healthz still %d %s after %v\n%s", code, body, time.Since(start), r.c.String())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	readOnly(false)
+	waitCount(t, r.api+"/api/v1/ratings?limit=100", `"`+p.ID+`"`, 1, r.c.String)
+	waitHTTP(t, r.api+"/healthz", 200, r.c.String)
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -149,5 +150,36 @@ func TestBatchRefusedIsSplitAndTheCulpritParked(t *testing.T) {
 	}
 	if a, _ := db.Audit(context.Background()); a.ParkedTotal != 1 {
 		t.Fatalf("parked %d while the store was away", a.ParkedTotal)
+	}
+}
+
+// A flood of refused messages is logged once per counter per minute.
+func TestRefusedLoggedOncePerCounterPerMinute(t *testing.T) {
+	var logs bytes.Buffer
+	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	in, err := New(Config{Prefix: prefix, Store: storetest.SQLite(t), Now: func() time.Time { return now },
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := func(counter string) Message {
+		p := bytes.Replace(press(t, "w05-a", "e1", 1), []byte(`"S017"`), []byte(`"a\u0000b"`), 1)
+		return Message{Topic: prefix + "/h1/" + counter + "/rating", Payload: p}
+	}
+	for range 3 {
+		handle(t, in, bad("W05"), bad("W05"), bad("W06"))
+	}
+	now = now.Add(59 * time.Second)
+	handle(t, in, bad("W05"))
+	if n := strings.Count(logs.String(), "refused and parked"); n != 2 {
+		t.Fatalf("%d log lines for two counters within a minute:\n%s", n, logs.String())
+	}
+	now = now.Add(time.Second)
+	handle(t, in, bad("W05"))
+	if n := strings.Count(logs.String(), "refused and parked"); n != 3 {
+		t.Fatalf("%d log lines after a minute, want 3", n)
+	}
+	if s := in.Stats(); s.Refused != 11 || s.Parked != 11 {
+		t.Fatalf("stats %+v", s)
 	}
 }
