@@ -155,6 +155,13 @@ reason_wait = "4s"
 	if !strings.Contains(page, `data-code="speed">办事效率</td>`) {
 		t.Fatalf("the live page's follow-up lacks the reason:\n%s", page)
 	}
+	// The live view counts the month's reasons per counter and per staff.
+	for _, want := range []string{`id="reasons-counter"`, `<tr data-key="W05"><td>W05</td><td>1</td>`,
+		`id="reasons-staff"`, `<tr data-key="SW05"><td>SW05</td><td>1</td>`, `<th data-code="speed">办事效率</th>`} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("the live page lacks %q:\n%s", want, page)
+		}
+	}
 	// The monthly report counts it, per counter and per staff.
 	month := time.Now().UTC().Format("2006-01")
 	_, body = httpDo(t, "GET", api+"/api/v1/report?month="+month, "")
