@@ -37,7 +37,7 @@ test-race: ## run the tests with the race detector (needs cgo)
 bench: ## measure: press to durable and press to broker next to the fdatasync floor, backlog drain, idle and backlog memory, bytes per press
 	$(GO) test -run '^$$' -bench 'Append|FsyncFloor' -benchtime 3000x ./buffer
 	$(GO) test -run '^$$' -bench PressToDurable -benchtime 3000x ./agent
-	$(GO) test -run '^$$' -bench PressToBroker -benchtime 1000x ./e2e
+	$(GO) test -run '^$$' -bench PressToBroker -benchtime 1000x -count 3 ./e2e
 	$(GO) test -run '^$$' -bench 'Drain10k' -benchtime 5x ./uplink
 	$(GO) test -run '^$$' -bench 'Drain100k' -benchtime 1x -timeout 20m ./uplink
 	HALLRATE_BENCH=1 $(GO) test -count=1 -timeout 20m -run 'TestProcessFigures|TestBacklogFigures' -v ./e2e | grep -E '^figure:|^(ok|FAIL)'

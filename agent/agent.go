@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -348,9 +349,12 @@ func (a *Agent) append(fill func(*record.Press), p device.Press, state []byte) (
 		return "", 0, err
 	}
 	// The uplink first: the broker hop is on the press's way to the hall,
-	// the light, the voice and the log line are not.
-	a.uplink.Notify()
+	// the light, the voice and the log line are not. Yielding lets the
+	// uplink's goroutine take this processor now, publish, and come back,
+	// instead of waiting until the main loop is done with the press.
 	a.durableAfter = a.clock.Now().Sub(p.At)
+	a.uplink.Notify()
+	runtime.Gosched()
 	a.noteOutbox(nil)
 	return id, seq, nil
 }

@@ -5,6 +5,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
 
 	"github.com/hallrate/hallrate/internal/cli"
 )
@@ -29,7 +32,25 @@ func program() cli.Program {
 	}}
 }
 
-func main() { program().Main() }
+func main() {
+	runtimeDefaults()
+	program().Main()
+}
+
+// runtimeDefaults sets the Go runtime for a small, single-purpose daemon,
+// unless the environment sets it: one processor, since the agent's work is
+// a chain of hand-offs (input, outbox, uplink, paho's writer) that cost a
+// thread wake-up each across processors and a goroutine switch on one,
+// and a Pi Zero has one core anyway; and half the default heap growth,
+// since its heap is a few megabytes. docs/benchmarks.md has the figures.
+func runtimeDefaults() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
+}
 
 func dispatch(ctx context.Context, args []string, io stdio) error {
 	return program().Dispatch(ctx, args, io)
