@@ -186,6 +186,9 @@ func (c *Collector) Run(ctx context.Context) error {
 	var tickets *demo.Runner
 	hear := func(hall, counter string) {}
 	hub := live.NewHub(time.Now)
+	// The end-to-end acknowledgement per terminal; its publisher is the
+	// link, made below.
+	acker := &ingest.Acker{Store: db, Prefix: cfg.MQTT.TopicPrefix, Logger: log}
 	in, err := ingest.New(ingest.Config{
 		Prefix: cfg.MQTT.TopicPrefix,
 		Store:  db,
@@ -200,6 +203,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		Logger: log,
 		OnRating: func(r store.Rating) {
 			fmt.Fprintln(out, ingest.Describe(r.Press))
+			acker.Mark(r)
 			hear(r.Hall, r.Counter)
 			hub.Publish(live.Event{Kind: live.Rating, Hall: r.Hall, Counter: r.Counter, Bad: r.Followup != nil})
 		},
@@ -291,6 +295,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		TLS:     tlsConf,
 	})
 	alerter := &esup.Alerter{Store: db, Publisher: l, Prefix: cfg.MQTT.TopicPrefix, Logger: log, Now: time.Now}
+	acker.Publisher = l
 	if cfg.Demo.Tickets {
 		tickets = demo.New(demo.Config{
 			Prefix:    cfg.MQTT.TopicPrefix,
@@ -366,7 +371,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		"records", cfg.Store.JSONL, "demo_tickets", cfg.Demo.Tickets)
 	p := parts{poller: poller, link: l, in: in, hub: hub, prefix: cfg.MQTT.TopicPrefix, tickets: tickets, joiner: joiner, deliverer: deliverer, alerter: alerter, api: api,
 		listener: listener, db: db, out: out, every: cfg.Log.SummaryInterval.Duration, log: log,
-		joinNudge: joinNudge, deliverNudge: deliverNudge, alertNudge: alertNudge}
+		joinNudge: joinNudge, deliverNudge: deliverNudge, alertNudge: alertNudge, acker: acker}
 	err = p.run(ctx)
 	a, aerr := db.Audit(context.WithoutCancel(ctx))
 	if aerr == nil {
@@ -395,6 +400,7 @@ type parts struct {
 	every                               time.Duration
 	log                                 *slog.Logger
 	joinNudge, deliverNudge, alertNudge nudger
+	acker                               *ingest.Acker
 	hub                                 *live.Hub
 	prefix                              string
 }
@@ -428,6 +434,7 @@ func (p *parts) run(ctx context.Context) error {
 		wg.Go(func() { p.deliverer.Run(partsCtx, p.deliverNudge, time.Second) })
 	}
 	wg.Go(func() { p.alerter.Run(partsCtx, p.alertNudge, 5*time.Second) })
+	wg.Go(func() { p.acker.Run(partsCtx, time.Second) })
 	apiDone := make(chan error, 1)
 	wg.Go(func() { apiDone <- p.api.Serve(partsCtx, p.listener) })
 	wg.Go(func() { printAudits(partsCtx, p.in, p.db, p.out, p.every, p.log) })

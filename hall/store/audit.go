@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 )
 
@@ -188,4 +189,41 @@ func (s *DB) TakeEvaluations(ctx context.Context, takenAt string) (int64, error)
 		return 0, fmt.Errorf("store: take evaluations: %w", err)
 	}
 	return n, nil
+}
+
+// MaxMissing bounds the missing seqs a [StoredAck] lists.
+const MaxMissing = 1000
+
+// StoredAck says which records of a device's epoch are stored: every seq
+// up to Through, and above it all but Missing (at most [MaxMissing] of
+// them, lowest first) up to the highest seq received.
+type StoredAck struct {
+	Through uint64
+	Missing []uint64
+}
+
+// Stored returns what is stored of device's epoch.
+func (s *DB) Stored(ctx context.Context, device, epoch string) (StoredAck, error) {
+	var maxSeq int64
+	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT max_seq FROM device_epoch WHERE device = ? AND epoch = ?`), device, epoch).Scan(&maxSeq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return StoredAck{Missing: []uint64{}}, nil
+	}
+	if err != nil {
+		return StoredAck{}, fmt.Errorf("store: stored of %s/%s: %w", device, epoch, err)
+	}
+	gaps, err := s.gaps(ctx, device, epoch)
+	if err != nil {
+		return StoredAck{}, err
+	}
+	a := StoredAck{Through: uint64(maxSeq), Missing: []uint64{}}
+	if len(gaps) > 0 {
+		a.Through = gaps[0].From - 1
+	}
+	for _, g := range gaps {
+		for seq := g.From; seq <= g.To && len(a.Missing) < MaxMissing; seq++ {
+			a.Missing = append(a.Missing, seq)
+		}
+	}
+	return a, nil
 }

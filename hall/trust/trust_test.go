@@ -300,16 +300,19 @@ func TestACL(t *testing.T) {
 topic read hallrate/v1/#
 topic write hallrate/v1/+/+/ticket
 topic write hallrate/v1/+/alert
+topic write hallrate/v1/+/+/stored
 
 user w05-a
 topic write hallrate/v1/h1/W05/rating
 topic write hallrate/v1/h1/W05/status
 topic read hallrate/v1/h1/W05/ticket
+topic read hallrate/v1/h1/W05/stored
 
 user w06-a
 topic write hallrate/v1/h1/W06/rating
 topic write hallrate/v1/h1/W06/status
 topic read hallrate/v1/h1/W06/ticket
+topic read hallrate/v1/h1/W06/stored
 `
 	if !strings.HasSuffix(b.String(), want) {
 		t.Fatalf("acl:\n%s", b.String())
