@@ -73,8 +73,7 @@ func cmdCases(ctx context.Context, args []string, io stdio) error {
 		return fmt.Errorf("cases import: %w", err)
 	}
 	defer f.Close()
-	cs, err := esup.ReadCasesCSV(f, *encoding, loc, time.Now())
-	if err != nil {
+	readErr := func(err error) error {
 		var fe *esup.FieldError
 		if errors.As(err, &fe) {
 			return fmt.Errorf("cases import: %s: line %d: %s: %s (nothing imported)", file, fe.Index, fe.Field, fe.Msg)
@@ -82,15 +81,33 @@ func cmdCases(ctx context.Context, args []string, io stdio) error {
 		return fmt.Errorf("cases import: %s: %w (nothing imported)", file, err)
 	}
 	if !*update {
-		if err := db.SaveCases(ctx, cs); err != nil {
-			var ce *store.CaseConflictError
-			if errors.As(err, &ce) {
-				return fmt.Errorf("cases import: %s: %w (nothing imported; -update changes it)", file, err)
+		// Read and stored in one transaction, a case at a time: a bad row
+		// rolls everything back, and the file is never held in memory.
+		n, err := db.SaveCaseSeq(ctx, func(yield func(store.Case, error) bool) {
+			stopped := errors.New("stopped")
+			_, err := esup.EachCSVCase(f, *encoding, loc, time.Now(), func(c store.Case) error {
+				if !yield(c, nil) {
+					return stopped
+				}
+				return nil
+			})
+			if err != nil && !errors.Is(err, stopped) {
+				yield(store.Case{}, err)
 			}
-			return err
+		})
+		var ce *store.CaseConflictError
+		switch {
+		case errors.As(err, &ce):
+			return fmt.Errorf("cases import: %s: %w (nothing imported; -update changes it)", file, ce)
+		case err != nil:
+			return readErr(err)
 		}
-		fmt.Fprintf(io.Out, "imported %d cases\n", len(cs))
+		fmt.Fprintf(io.Out, "imported %d cases\n", n)
 		return nil
+	}
+	cs, err := esup.ReadCasesCSV(f, *encoding, loc, time.Now())
+	if err != nil {
+		return readErr(err)
 	}
 	by := "cases import " + file
 	if u, err := user.Current(); err == nil {
