@@ -12,7 +12,7 @@ import (
 )
 
 // TestSlowEndpointTwoCollectors: an e-supervision endpoint that answers
-// each POST after 55% of the lease, and two collectors delivering from one
+// each POST after 60% of the lease, and two collectors delivering from one
 // store. Every POST must end inside its lease, so that the other collector
 // never takes over an evaluation still being sent: each evaluation is
 // POSTed exactly once, with no crash anywhere.
@@ -20,7 +20,7 @@ func TestSlowEndpointTwoCollectors(t *testing.T) {
 	for name, open := range map[string]func(testing.TB) *store.DB{"sqlite": openSQLite, "postgres": openPG} {
 		t.Run(name, func(t *testing.T) {
 			const n = 24
-			lease := 3 * time.Second
+			lease := 4 * time.Second
 			db := open(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -46,7 +46,7 @@ func TestSlowEndpointTwoCollectors(t *testing.T) {
 				mu.Unlock()
 				defer func() { mu.Lock(); inflight[key]--; mu.Unlock() }()
 				select {
-				case <-time.After(lease * 55 / 100):
+				case <-time.After(lease * 6 / 10):
 				case <-r.Context().Done():
 					return
 				}
@@ -58,7 +58,7 @@ func TestSlowEndpointTwoCollectors(t *testing.T) {
 			var wg sync.WaitGroup
 			ds := map[string]*Deliverer{}
 			for _, owner := range []string{"c1", "c2"} {
-				d := NewDeliverer(DeliverConfig{Store: db, Owner: owner, Lease: lease, Timeout: lease * 2 / 3,
+				d := NewDeliverer(DeliverConfig{Store: db, Owner: owner, Lease: lease, Timeout: lease - LeaseMargin(lease),
 					Sink: &HTTPSink{URL: srv.URL, Client: srv.Client()}, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
 				ds[owner] = d
 				wg.Go(func() { d.Run(ctx, nil, 50*time.Millisecond) })
