@@ -186,3 +186,31 @@ func clone(m map[string]any) map[string]any {
 	_ = json.Unmarshal(b, &out)
 	return out
 }
+
+// FuzzCanonicalJSON: the canonical form never panics, is a fixed point
+// (canonical input stays byte for byte), is valid JSON, and is the same
+// for any spacing of the same object.
+func FuzzCanonicalJSON(f *testing.F) {
+	for _, s := range []string{`{"b":1,"a":[true,null,{"z":"é\n"}]}`, `{"n":5.0}`, `{"s":"\ud83d\ude00"}`, `{}`, `[]`, `{"a":1,"a":2}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, err := CanonicalJSON(in)
+		if err != nil {
+			return
+		}
+		if !json.Valid(c) {
+			t.Fatalf("not JSON: %q", c)
+		}
+		again, err := CanonicalJSON(c)
+		if err != nil || string(again) != string(c) {
+			t.Fatalf("not a fixed point: %q -> %q (%v)", c, again, err)
+		}
+		var v any
+		_ = json.Unmarshal(in, &v)
+		spaced, _ := json.MarshalIndent(v, " ", "  ")
+		if s, err := CanonicalJSON(spaced); err == nil && string(s) != string(c) {
+			t.Fatalf("spacing changes it: %q vs %q", s, c)
+		}
+	})
+}
