@@ -160,7 +160,7 @@ func DecodePress(payload []byte) (Press, error) {
 	}
 	var p Press
 	if err := json.Unmarshal(payload, &p); err != nil {
-		return Press{}, fmt.Errorf("record: not a press record: %w", err)
+		return Press{}, fmt.Errorf("record: %w", typeError("not a press record", err))
 	}
 	if p.V != Version {
 		return Press{}, fmt.Errorf("record: unsupported version %d", p.V)
@@ -324,7 +324,7 @@ func DecodeStatus(payload []byte) (Status, error) {
 	}
 	var s Status
 	if err := json.Unmarshal(payload, &s); err != nil {
-		return Status{}, fmt.Errorf("status: not a status message: %w", err)
+		return Status{}, fmt.Errorf("status: %w", typeError("not a status message", err))
 	}
 	if s.V != Version {
 		return Status{}, fmt.Errorf("status: unsupported version %d", s.V)

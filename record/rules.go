@@ -64,6 +64,19 @@ type RuleError struct {
 
 func (e *RuleError) Error() string { return e.Field + ": " + e.Problem }
 
+// typeError names the field of a JSON value of the wrong type or out of
+// the range of its Go type (a button of 3000000000 overflows int on a
+// 32-bit terminal, as it overflows the database's column on a server) as a
+// [RuleError], so it is refused the same way on every architecture. Other
+// decoding errors are wrapped under what, the kind of message expected.
+func typeError(what string, err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return &RuleError{Field: te.Field, Problem: fmt.Sprintf("%s out of range or not a %s", te.Value, te.Type)}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
 // IsRule reports whether err is, or wraps, a [RuleError].
 func IsRule(err error) bool {
 	var re *RuleError
