@@ -95,6 +95,10 @@ func NewPoller(cfg PollConfig) (*Poller, error) {
 	return &Poller{cfg: cfg, log: cfg.Logger, db: db}, nil
 }
 
+// stopGrace bounds how long a publish under way may take to finish once
+// the collector is stopping.
+const stopGrace = 5 * time.Second
+
 // Close closes the database.
 func (p *Poller) Close() error { return p.db.Close() }
 
@@ -167,7 +171,12 @@ func (p *Poller) Poll(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		_, err := p.cfg.Gateway.Publish(ctx, r.counter, r.body, ViaSQL)
+		// A publish under way when the collector stops is finished, not
+		// abandoned: the broker may already have it, and a cursor left
+		// behind it would publish the row again after the restart.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
+		_, err := p.cfg.Gateway.Publish(pctx, r.counter, r.body, ViaSQL)
+		cancel()
 		var fe *FieldError
 		switch {
 		case errors.As(err, &fe):
