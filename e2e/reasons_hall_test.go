@@ -189,4 +189,11 @@ reason_wait = "4s"
 	if !strings.Contains(page, "不满意原因分布") || !strings.Contains(page, `<tr data-key="SW05"><td>SW05</td><td>1</td>`) {
 		t.Fatalf("the printed report lacks the reasons:\n%s", page)
 	}
+	// And their CSV, for a spreadsheet.
+	_, body = httpDo(t, "GET", api+"/api/v1/report?format=csv&part=reasons&month="+month, "")
+	want := "month,group,key,code,label,n\n" + month + ",staff,SW05,speed,办事效率,1\n" +
+		month + ",counter,W05,speed,办事效率,1\n" + month + ",total,total,speed,办事效率,1\n"
+	if body != want {
+		t.Fatalf("reasons CSV:\n%s\nwant\n%s", body, want)
+	}
 }

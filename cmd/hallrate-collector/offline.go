@@ -134,11 +134,16 @@ func cmdReport(ctx context.Context, args []string, io stdio) error {
 	dsn := fs.String("store", "", "database `DSN` instead of store.dsn")
 	month := fs.String("month", "", "the month, `YYYY-MM` (default: this month, hall time)")
 	format := fs.String("format", "csv", "csv or json")
+	reasons := fs.Bool("reasons", false, "with -format csv: the reasons given for 差评 (不满意原因分布), one line per staff member, counter or total and reason")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *format != "csv" && *format != "json" {
 		fmt.Fprintf(io.Err, "-format: %q is not csv or json\n", *format)
+		return errUsage
+	}
+	if *reasons && *format != "csv" {
+		fmt.Fprintln(io.Err, "-reasons: only with -format csv (the JSON form holds the reasons already)")
 		return errUsage
 	}
 	explicit := false
@@ -155,8 +160,11 @@ func cmdReport(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
-	if *format == "json" {
+	switch {
+	case *format == "json":
 		return rep.WriteJSON(io.Out)
+	case *reasons:
+		return rep.WriteReasonsCSV(io.Out)
 	}
 	return rep.WriteCSV(io.Out)
 }

@@ -2,7 +2,11 @@ package report
 
 import (
 	"cmp"
+	"encoding/csv"
+	"fmt"
+	"io"
 	"slices"
+	"strconv"
 
 	"github.com/hallrate/hallrate/hall/store"
 )
@@ -79,4 +83,42 @@ func sortedReasons(m map[string]*ReasonRow) []ReasonRow {
 	}
 	slices.SortFunc(out, func(a, b ReasonRow) int { return cmp.Or(cmp.Compare(b.N, a.N), cmp.Compare(a.Key, b.Key)) })
 	return out
+}
+
+// ReasonCSVHeader are the columns of [Report.WriteReasonsCSV].
+var ReasonCSVHeader = []string{"month", "group", "key", "code", "label", "n"}
+
+// WriteReasonsCSV writes the month's reasons in long form, one line per
+// staff member, counter or total and reason given, so a spreadsheet's
+// pivot table can arrange them: staff first, then counters, then the
+// total, each in the order of [Reasons].
+func (r Report) WriteReasonsCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(ReasonCSVHeader); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	rs := r.Reasons
+	groups := []struct {
+		name string
+		rows []ReasonRow
+	}{{"staff", rs.ByStaff}, {"counter", rs.ByCounter}, {"total", []ReasonRow{rs.Total}}}
+	for _, g := range groups {
+		for _, row := range g.rows {
+			for i, n := range row.Counts {
+				if n == 0 {
+					continue
+				}
+				c := rs.Codes[i]
+				rec := []string{SafeCell(r.Month), g.name, SafeCell(row.Key), SafeCell(c.Code), SafeCell(c.Label), strconv.FormatInt(n, 10)}
+				if err := cw.Write(rec); err != nil {
+					return fmt.Errorf("report: %w", err)
+				}
+			}
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package report
 
 import (
 	"encoding/csv"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -61,5 +62,30 @@ func TestCSVCellsAreNotFormulas(t *testing.T) {
 		if !keys[want] {
 			t.Errorf("no staff cell %q in %v", want, keys)
 		}
+	}
+}
+
+func TestReasonsCSV(t *testing.T) {
+	// Codes tie at two each, so they come in the order of their code.
+	r := Report{Month: "2026-11", Reasons: MakeReasons([]store.ReasonCount{
+		{Counter: "W01", Staff: "S1", Code: "wait", Label: "等候太久", N: 2},
+		{Counter: "W02", Staff: "=S2", Code: "attitude", Label: "态度不好", N: 1},
+		{Counter: "W01", Staff: "S1", Code: "attitude", Label: "态度不好", N: 1},
+	})}
+	var b strings.Builder
+	if err := r.WriteReasonsCSV(&b); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(strings.NewReader(b.String())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(recs)
+	want := "[[month group key code label n] " +
+		"[2026-11 staff S1 attitude 态度不好 1] [2026-11 staff S1 wait 等候太久 2] [2026-11 staff '=S2 attitude 态度不好 1] " +
+		"[2026-11 counter W01 attitude 态度不好 1] [2026-11 counter W01 wait 等候太久 2] [2026-11 counter W02 attitude 态度不好 1] " +
+		"[2026-11 total total attitude 态度不好 2] [2026-11 total total wait 等候太久 2]]"
+	if got != want {
+		t.Fatalf("reasons CSV\n got %s\nwant %s", got, want)
 	}
 }

@@ -688,10 +688,19 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error(), Field: "month"})
 		return
 	}
+	part := q.Get("part")
+	if part != "" && part != "reasons" {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "part: not reasons", Field: "part"})
+		return
+	}
 	switch q.Get("format") {
 	case "csv":
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		if err := rep.WriteCSV(w); err != nil {
+		write := rep.WriteCSV
+		if part == "reasons" {
+			write = rep.WriteReasonsCSV
+		}
+		if err := write(w); err != nil {
 			s.log.Warn("write report", "err", err)
 		}
 	case "", "json":
