@@ -222,23 +222,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	seedMonth(t, dsn, loc, time.Now().In(loc))
 	token := "dashboard-test-token-7f3a"
 	os.WriteFile(filepath.Join(dir, "token"), []byte(token+"\n"), 0o600)
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
+	conf, apiAddr := hallConf{ClientID: "collector-dashboard", Broker: broker.URL(), TZ: "Asia/Shanghai", DSN: dsn, Esup: `sink = "none"`,
+		HTTP: fmt.Sprintf("token_file = %q", filepath.Join(dir, "token"))}.write(t, dir)
 	url := "http://" + apiAddr
-	conf := filepath.Join(dir, "collector.toml")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`[hall]
-id = "h1"
-timezone = "Asia/Shanghai"
-[mqtt]
-broker = %q
-client_id = "collector-dashboard"
-[store]
-dsn = %q
-[http]
-listen = %q
-token_file = %q
-[esup]
-sink = "none"
-`, broker.URL(), dsn, apiAddr, filepath.Join(dir, "token"))), 0o600)
 	c := startCollectorBin(t, bin, conf)
 	waitHTTP(t, url+"/healthz", 200, c.String)
 

@@ -50,30 +50,13 @@ func newForgeryHall(t *testing.T, tofu bool) *forgeryHall {
 	h.ep = &esupEndpoint{addr: fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t)),
 		accepted: map[string]int{}, bodies: map[string]map[string]any{}, changed: make(chan struct{})}
 	h.ep.up(t)
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
-	h.api = "http://" + apiAddr
-	h.conf = filepath.Join(dir, "collector.toml")
 	trustConf := fmt.Sprintf("[trust]\nkeys_file = %q\n", keys)
 	if tofu {
 		trustConf = ""
 	}
-	os.WriteFile(h.conf, []byte(fmt.Sprintf(`[hall]
-id = "h1"
-timezone = "UTC"
-[mqtt]
-broker = %q
-client_id = "collector-forgery-e2e"
-[store]
-dsn = "sqlite://%s"
-[http]
-listen = %q
-[esup]
-url = "http://%s/evaluations"
-ok_field = "custom.code"
-ok_value = "1"
-retry_min = "50ms"
-retry_max = "400ms"
-%s`, m.URL(), filepath.Join(dir, "collector.db"), apiAddr, h.ep.addr, trustConf)), 0o600)
+	var apiAddr string
+	h.conf, apiAddr = hallConf{ClientID: "collector-forgery-e2e", Broker: m.URL(), Esup: h.ep.esupConf(), More: trustConf}.write(t, dir)
+	h.api = "http://" + apiAddr
 	h.c = startCollectorBin(t, h.bin, h.conf)
 	waitHTTP(t, h.api+"/healthz", 200, h.c.String)
 	h.sub = mqtttest.Subscribe(t, m.URL(), "forgery-e2e-observer", topics.rating)

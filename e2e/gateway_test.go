@@ -53,22 +53,8 @@ func TestTicketGateway(t *testing.T) {
 	broker := mqtttest.StartMosquitto(t, "")
 	bin := buildCollector(t)
 	dir := t.TempDir()
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
+	conf, apiAddr := hallConf{ClientID: "collector-gateway", Broker: broker.URL(), Esup: `sink = "table"`}.write(t, dir)
 	api := "http://" + apiAddr
-	conf := filepath.Join(dir, "collector.toml")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`[hall]
-id = "h1"
-timezone = "UTC"
-[mqtt]
-broker = %q
-client_id = "collector-gateway"
-[store]
-dsn = "sqlite://%s"
-[http]
-listen = %q
-[esup]
-sink = "table"
-`, broker.URL(), filepath.Join(dir, "collector.db"), apiAddr)), 0o600)
 	c := startCollectorBin(t, bin, conf)
 	waitHTTP(t, api+"/healthz", 200, c.String)
 
@@ -141,23 +127,8 @@ func TestStaffKeyJoinsByTime(t *testing.T) {
 	broker := mqtttest.StartMosquitto(t, "")
 	bin := buildCollector(t)
 	dir := t.TempDir()
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
+	conf, apiAddr := hallConf{ClientID: "collector-staffkey", Broker: broker.URL(), Esup: "sink = \"table\"\nmatch_window = \"5s\""}.write(t, dir)
 	api := "http://" + apiAddr
-	conf := filepath.Join(dir, "collector.toml")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`[hall]
-id = "h1"
-timezone = "UTC"
-[mqtt]
-broker = %q
-client_id = "collector-staffkey"
-[store]
-dsn = "sqlite://%s"
-[http]
-listen = %q
-[esup]
-sink = "table"
-match_window = "5s"
-`, broker.URL(), filepath.Join(dir, "collector.db"), apiAddr)), 0o600)
 	c := startCollectorBin(t, bin, conf)
 	waitHTTP(t, api+"/healthz", 200, c.String)
 	now := time.Now().UTC()
@@ -221,21 +192,8 @@ func TestTicketChangeFromAnotherHost(t *testing.T) {
 	sub := mqtttest.Subscribe(t, broker.URL(), "e2e-gw-tickets", "hallrate/v1/h1/+/ticket")
 	bin := buildCollector(t)
 	dir := t.TempDir()
-	apiAddr := fmt.Sprintf("10.213.15.1:%d", mqtttest.FreePort(t))
-	conf := filepath.Join(dir, "collector.toml")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`[hall]
-id = "h1"
-timezone = "UTC"
-[mqtt]
-broker = %q
-client_id = "collector-gw-remote"
-[store]
-dsn = "sqlite://%s"
-[http]
-listen = %q
-[esup]
-sink = "table"
-`, broker.URL(), filepath.Join(dir, "collector.db"), apiAddr)), 0o600)
+	conf, apiAddr := hallConf{ClientID: "collector-gw-remote", Broker: broker.URL(), Esup: `sink = "table"`,
+		Listen: fmt.Sprintf("10.213.15.1:%d", mqtttest.FreePort(t))}.write(t, dir)
 	c := startCollectorBin(t, bin, conf)
 	waitHTTP(t, "http://"+apiAddr+"/healthz", 200, c.String)
 

@@ -35,27 +35,11 @@ func startDoorsCollector(t *testing.T, bin string) *doorsCollector {
 	m := mqtttest.StartMosquitto(t, "")
 	dir := t.TempDir()
 	c := &doorsCollector{dir: dir, dsn: "sqlite://" + filepath.Join(dir, "collector.db"),
-		api: fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t)),
 		// Credentials in the URL: the collector must never log the password.
 		broker: strings.Replace(m.URL(), "tcp://", "tcp://hall:hunter2-secret@", 1)}
-	conf := filepath.Join(dir, "collector.toml")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`[hall]
-id = "h1"
-timezone = "Asia/Shanghai"
-[mqtt]
-broker = %q
-client_id = "collector-doors"
-[store]
-dsn = %q
-[http]
-listen = %q
-[esup]
-sink = "none"
-[log]
-level = "debug"
-`, c.broker, c.dsn, c.api)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	var conf string
+	conf, c.api = hallConf{ClientID: "collector-doors", Broker: c.broker, TZ: "Asia/Shanghai", DSN: c.dsn, Esup: `sink = "none"`,
+		More: "[log]\nlevel = \"debug\""}.write(t, dir)
 	c.collectorProc = startCollectorBin(t, bin, conf)
 	waitHTTP(t, "http://"+c.api+"/healthz", 200, c.String)
 	return c

@@ -258,28 +258,10 @@ func TestHallEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	ep := &esupEndpoint{addr: fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t)), fail: 3,
 		accepted: map[string]int{}, bodies: map[string]map[string]any{}, changed: make(chan struct{})}
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
-	api := "http://" + apiAddr
-	conf := filepath.Join(dir, "collector.toml")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`[hall]
-id = "h1"
-timezone = "UTC"
-[mqtt]
-broker = %q
-client_id = "collector-e2e"
-[store]
-dsn = "sqlite://%s"
-[http]
-listen = %q
-[esup]
-url = "http://%s/evaluations"
-ok_field = "custom.code"
-ok_value = "1"
-retry_min = "50ms"
-retry_max = "400ms"
+	conf, apiAddr := hallConf{ClientID: "collector-e2e", Broker: broker.URL(), Esup: ep.esupConf() + `
 timeout = "4s"
-lease = "5s"
-`, broker.URL(), filepath.Join(dir, "collector.db"), apiAddr, ep.addr)), 0o600)
+lease = "5s"`}.write(t, dir)
+	api := "http://" + apiAddr
 
 	c := startCollectorBin(t, bin, conf)
 	waitHTTP(t, api+"/healthz", 200, c.String)

@@ -58,24 +58,11 @@ func poisonHall(t *testing.T, kind string) {
 	if err := os.WriteFile(keys, []byte(fmt.Sprintf("w05-a h1 W05 %s\n", record.EncodePublicKey(pub))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
-	r := &poisonRig{t: t, port: m.Port(), bin: buildCollector(t), api: "http://" + apiAddr, key: key, dir: dir,
-		conf: filepath.Join(dir, "collector.toml")}
-	if err := os.WriteFile(r.conf, []byte(fmt.Sprintf(`[hall]
-id = "h1"
-timezone = "Asia/Shanghai"
-[mqtt]
-broker = %q
-client_id = "collector-poison-e2e"
-[store]
-dsn = %q
-[http]
-listen = %q
-[trust]
-keys_file = %q
-`, m.URL(), dsn, apiAddr, keys)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	r := &poisonRig{t: t, port: m.Port(), bin: buildCollector(t), key: key, dir: dir}
+	var apiAddr string
+	r.conf, apiAddr = hallConf{ClientID: "collector-poison-e2e", Broker: m.URL(), TZ: "Asia/Shanghai", DSN: dsn,
+		More: fmt.Sprintf("[trust]\nkeys_file = %q", keys)}.write(t, dir)
+	r.api = "http://" + apiAddr
 	r.c = startCollectorBin(t, r.bin, r.conf)
 	waitHTTP(t, r.api+"/healthz", 200, r.c.String)
 
@@ -291,23 +278,11 @@ func TestHealthzSaysIngestIsStuck(t *testing.T) {
 	m := mqtttest.StartMosquitto(t, "")
 	_, dsn, db := startPostgres(t)
 	dir := t.TempDir()
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
 	_, key, _ := ed25519.GenerateKey(nil)
-	r := &poisonRig{t: t, port: m.Port(), bin: buildCollector(t), api: "http://" + apiAddr, key: key, dir: dir,
-		conf: filepath.Join(dir, "collector.toml")}
-	if err := os.WriteFile(r.conf, []byte(fmt.Sprintf(`[hall]
-id = "h1"
-timezone = "Asia/Shanghai"
-[mqtt]
-broker = %q
-client_id = "collector-stuck-e2e"
-[store]
-dsn = %q
-[http]
-listen = %q
-`, m.URL(), dsn, apiAddr)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	r := &poisonRig{t: t, port: m.Port(), bin: buildCollector(t), key: key, dir: dir}
+	var apiAddr string
+	r.conf, apiAddr = hallConf{ClientID: "collector-stuck-e2e", Broker: m.URL(), TZ: "Asia/Shanghai", DSN: dsn}.write(t, dir)
+	r.api = "http://" + apiAddr
 	r.c = startCollectorBin(t, r.bin, r.conf)
 	waitHTTP(t, r.api+"/healthz", 200, r.c.String)
 	r.good()

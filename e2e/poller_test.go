@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -37,26 +35,11 @@ func TestTicketPollerRestart(t *testing.T) {
 	sub := mqtttest.Subscribe(t, broker.URL(), "e2e-tickets", "hallrate/v1/h1/+/ticket")
 	bin := buildCollector(t)
 	dir := t.TempDir()
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
-	conf := filepath.Join(dir, "collector.toml")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`[hall]
-id = "h1"
-timezone = "UTC"
-[mqtt]
-broker = %q
-client_id = "collector-poller"
-[store]
-dsn = "sqlite://%s"
-[http]
-listen = %q
-[esup]
-sink = "table"
-[tickets]
+	conf, apiAddr := hallConf{ClientID: "collector-poller", Broker: broker.URL(), Esup: `sink = "table"`, More: fmt.Sprintf(`[tickets]
 sql_driver = "postgres"
 sql_dsn = %q
 sql_query = "SELECT id AS cursor, window_no AS counter, ticket_no AS ticket, status AS state, called_at AS at FROM calls WHERE id > $1::bigint ORDER BY id"
-poll_interval = "200ms"
-`, broker.URL(), filepath.Join(dir, "collector.db"), apiAddr, qdsn)), 0o600)
+poll_interval = "200ms"`, qdsn)}.write(t, dir)
 
 	// tickets returns counter:ticket:state of every ticket message
 	// published while the subscriber listened (a retained copy comes with

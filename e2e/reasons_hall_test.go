@@ -27,26 +27,10 @@ func TestReasonsInTheHall(t *testing.T) {
 	ep := &esupEndpoint{addr: fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t)),
 		accepted: map[string]int{}, bodies: map[string]map[string]any{}, changed: make(chan struct{})}
 	ep.up(t)
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
+	conf, apiAddr := hallConf{ClientID: "collector-reasons", Broker: broker.URL(),
+		Esup: fmt.Sprintf("url = \"http://%s/evaluations\"\nretry_min = \"50ms\"\nretry_max = \"400ms\"", ep.addr),
+		More: "[followup]\nreason_wait = \"4s\""}.write(t, dir)
 	api := "http://" + apiAddr
-	conf := filepath.Join(dir, "collector.toml")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`[hall]
-id = "h1"
-timezone = "UTC"
-[mqtt]
-broker = %q
-client_id = "collector-reasons"
-[store]
-dsn = "sqlite://%s"
-[http]
-listen = %q
-[esup]
-url = "http://%s/evaluations"
-retry_min = "50ms"
-retry_max = "400ms"
-[followup]
-reason_wait = "4s"
-`, broker.URL(), filepath.Join(dir, "collector.db"), apiAddr, ep.addr)), 0o600)
 	c := startCollectorBin(t, bin, conf)
 	waitHTTP(t, api+"/healthz", 200, c.String)
 	code, body := httpDo(t, "POST", api+"/api/v1/cases", "["+caseJSON("P-1", "W05", "A001")+","+caseJSON("P-2", "W05", "A002")+"]")

@@ -64,26 +64,9 @@ func TestHallAsDocumented(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "devices"), []byte(keys.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
+	conf, apiAddr := hallConf{ClientID: "collector-docs", Broker: broker.URL(), TZ: "Asia/Shanghai", DSN: dsn, Esup: `sink = "none"`,
+		More: fmt.Sprintf("[trust]\nkeys_file = %q", filepath.Join(dir, "devices"))}.write(t, dir)
 	url := "http://" + apiAddr
-	conf := filepath.Join(dir, "collector.toml")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`[hall]
-id = "h1"
-timezone = "Asia/Shanghai"
-[mqtt]
-broker = %q
-client_id = "collector-docs"
-[store]
-dsn = %q
-[http]
-listen = %q
-[esup]
-sink = "none"
-[trust]
-keys_file = %q
-`, broker.URL(), dsn, apiAddr, filepath.Join(dir, "devices"))), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	c := startCollectorBin(t, bin, conf)
 	waitHTTP(t, url+"/healthz", 200, c.String)
 
