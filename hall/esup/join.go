@@ -170,21 +170,7 @@ func (j *Joiner) joinOne(tx *store.JoinTx, w store.WaitingRating) (*store.Evalua
 			return nil, tx.Examined(w.ID, mark)
 		}
 	}
-	e, err := j.evaluation(w, c)
-	if err != nil {
-		return nil, err
-	}
-	added, err := tx.AddEvaluation(e)
-	if err != nil {
-		return nil, err
-	}
-	if !added {
-		j.duplicates.Add(1)
-		j.log.Warn("second counted rating of a case: kept, flagged duplicate_case", "rating", w.ID, "projectNo", c.ProjectNo)
-		return nil, nil
-	}
-	j.joined.Add(1)
-	return &e, nil
+	return j.add(tx, w, c)
 }
 
 // ChooseCase picks a rating's case among the cases of its hall, counter,
