@@ -20,6 +20,10 @@ import (
 var (
 	bucketMeta    = []byte("meta")
 	bucketRecords = []byte("records")
+	// bucketUnconfirmed holds the records the broker acknowledged and the
+	// hall has not yet said it stored: seq -> acknowledged at (Unix ms, 8
+	// bytes) followed by the record.
+	bucketUnconfirmed = []byte("unconfirmed")
 	keyEpoch      = []byte("epoch")
 	keyNextSeq    = []byte("next_seq")
 	keyCreated    = []byte("created")
@@ -57,6 +61,14 @@ type Options struct {
 	// AckBatch is how many acknowledged records are removed in a commit of
 	// their own at once, without waiting for AckDelay; default 256.
 	AckBatch int
+	// KeepUnconfirmed, when above 0, keeps each acknowledged record, moved
+	// to the records awaiting confirmation, until [Bolt.Confirm] covers it;
+	// at most this many, the oldest leaving first. 0 removes a record on
+	// its acknowledgement.
+	KeepUnconfirmed int64
+	// KeepUnconfirmedAge bounds how long a record awaits confirmation;
+	// 0 keeps it until KeepUnconfirmed pushes it out.
+	KeepUnconfirmedAge time.Duration
 }
 
 // Bolt is the bbolt-backed [Outbox].
@@ -70,10 +82,20 @@ type Bolt struct {
 
 	ackDelay time.Duration
 	ackBatch int
+	now      func() time.Time
+	keep     int64
+	keepAge  time.Duration
 	ackMu    sync.Mutex
-	// acked are records the broker acknowledged that are still in the
-	// file: no longer pending, removed by the next commit.
-	acked    map[uint64]struct{}
+	// acked are records the broker acknowledged (and when, Unix ms) that
+	// are still among the pending in the file: no longer pending, moved or
+	// removed by the next commit.
+	acked map[uint64]int64
+	// confirmed are records the hall stored, removed by the next commit.
+	confirmed   map[uint64]struct{}
+	unconfirmed atomic.Int64
+	// dropped counts the records that left unconfirmed: pushed out by
+	// KeepUnconfirmed or KeepUnconfirmedAge.
+	dropped  atomic.Int64
 	ackTimer *time.Timer
 	closed   bool
 	// flushMu orders the commits of acknowledgements alone with Close.
@@ -110,6 +132,8 @@ func Open(path string, opts Options) (*Bolt, error) {
 	if opts.AckBatch > 0 {
 		b.ackBatch = opts.AckBatch
 	}
+	b.now = opts.Now
+	b.keep, b.keepAge = opts.KeepUnconfirmed, opts.KeepUnconfirmedAge
 	return b, nil
 }
 
@@ -170,7 +194,7 @@ func openBolt(path string, lockTimeout time.Duration) (b *Bolt, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open outbox %s: %w", path, err)
 	}
-	b = &Bolt{db: db, acked: map[uint64]struct{}{}, ackDelay: defaultAckDelay, ackBatch: defaultAckBatch,
+	b = &Bolt{db: db, acked: map[uint64]int64{}, confirmed: map[uint64]struct{}{}, now: time.Now, ackDelay: defaultAckDelay, ackBatch: defaultAckBatch,
 		log: slog.New(slog.DiscardHandler)}
 	if err := b.init(); err != nil {
 		_ = db.Close() // reporting the init error matters more
@@ -192,6 +216,13 @@ func (b *Bolt) init() error {
 		if err != nil {
 			return err
 		}
+		// An outbox made before records awaited confirmation gains the
+		// bucket on its first open.
+		unc, err := tx.CreateBucketIfNotExists(bucketUnconfirmed)
+		if err != nil {
+			return err
+		}
+		b.unconfirmed.Store(int64(unc.Stats().KeyN))
 		if e := meta.Get(keyEpoch); e != nil {
 			b.epoch = string(e)
 			next := meta.Get(keyNextSeq)
@@ -229,7 +260,7 @@ func (b *Bolt) Path() string { return b.db.Path() }
 // since the last one.
 func (b *Bolt) Append(build BuildFunc, state []byte) (uint64, error) {
 	var seq uint64
-	var removed []uint64
+	var removed done
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		var err error
 		if removed, err = b.removeAcked(tx); err != nil {
@@ -269,7 +300,7 @@ func (b *Bolt) Append(build BuildFunc, state []byte) (uint64, error) {
 
 // SaveState implements [Outbox].
 func (b *Bolt) SaveState(state []byte) error {
-	var removed []uint64
+	var removed done
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		var err error
 		if removed, err = b.removeAcked(tx); err != nil {
@@ -333,6 +364,7 @@ func (b *Bolt) Ack(seqs ...uint64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
+	at := b.now().UnixMilli()
 	b.ackMu.Lock()
 	var added int64
 	err := b.db.View(func(tx *bolt.Tx) error {
@@ -341,16 +373,13 @@ func (b *Bolt) Ack(seqs ...uint64) error {
 			if _, ok := b.acked[s]; ok || recs.Get(u64(s)) == nil {
 				continue
 			}
-			b.acked[s] = struct{}{}
+			b.acked[s] = at
 			added++
 		}
 		return nil
 	})
 	b.count.Add(-added)
-	full := len(b.acked) >= b.ackBatch
-	if !full && len(b.acked) > 0 && b.ackTimer == nil && !b.closed {
-		b.ackTimer = time.AfterFunc(b.ackDelay, b.flushLater)
-	}
+	full := b.scheduleLocked()
 	b.ackMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("ack records: %w", err)
@@ -359,6 +388,17 @@ func (b *Bolt) Ack(seqs ...uint64) error {
 		return b.Flush()
 	}
 	return nil
+}
+
+// scheduleLocked arms the AckDelay timer for what waits to leave the file,
+// and reports whether so much waits that it should leave now.
+func (b *Bolt) scheduleLocked() bool {
+	n := len(b.acked) + len(b.confirmed)
+	full := n >= b.ackBatch
+	if !full && n > 0 && b.ackTimer == nil && !b.closed {
+		b.ackTimer = time.AfterFunc(b.ackDelay, b.flushLater)
+	}
+	return full
 }
 
 // flushLater runs on the AckDelay timer.
@@ -387,12 +427,12 @@ func (b *Bolt) Flush() error {
 
 func (b *Bolt) flush() error {
 	b.ackMu.Lock()
-	n := len(b.acked)
+	n := len(b.acked) + len(b.confirmed)
 	b.ackMu.Unlock()
 	if n == 0 {
 		return nil
 	}
-	var removed []uint64
+	var removed done
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		var err error
 		removed, err = b.removeAcked(tx)
@@ -428,33 +468,203 @@ func (b *Bolt) release() {
 	})
 }
 
-// removeAcked deletes the acknowledged records in tx and returns them; they
-// are forgotten once tx is committed.
-func (b *Bolt) removeAcked(tx *bolt.Tx) ([]uint64, error) {
+// done is what a commit took out of the pending records and out of those
+// awaiting confirmation, forgotten once it is committed.
+type done struct{ acked, confirmed []uint64 }
+
+// removeAcked moves the acknowledged records in tx to those awaiting
+// confirmation (or deletes them, when none are kept), deletes the
+// confirmed ones, and pushes out the oldest awaiting records past the
+// bounds.
+func (b *Bolt) removeAcked(tx *bolt.Tx) (done, error) {
 	b.ackMu.Lock()
-	seqs := make([]uint64, 0, len(b.acked))
-	for s := range b.acked {
-		seqs = append(seqs, s)
+	var d done
+	acked := make(map[uint64]int64, len(b.acked))
+	for s, at := range b.acked {
+		acked[s] = at
+		d.acked = append(d.acked, s)
+	}
+	for s := range b.confirmed {
+		d.confirmed = append(d.confirmed, s)
 	}
 	b.ackMu.Unlock()
-	recs := tx.Bucket(bucketRecords)
-	for _, s := range seqs {
+	recs, unc := tx.Bucket(bucketRecords), tx.Bucket(bucketUnconfirmed)
+	var moved int64
+	for _, s := range d.acked {
+		if b.keep > 0 {
+			if _, ok := b.confirmedNow(s); !ok {
+				v := recs.Get(u64(s))
+				if v == nil {
+					continue
+				}
+				val := make([]byte, 8+len(v))
+				binary.BigEndian.PutUint64(val, uint64(acked[s]))
+				copy(val[8:], v)
+				unc.FillPercent = 0.9
+				if err := unc.Put(u64(s), val); err != nil {
+					return done{}, err
+				}
+				moved++
+			}
+		}
 		if err := recs.Delete(u64(s)); err != nil {
-			return nil, err
+			return done{}, err
 		}
 	}
-	return seqs, nil
+	var removed int64
+	for _, s := range d.confirmed {
+		if unc.Get(u64(s)) == nil {
+			continue
+		}
+		if err := unc.Delete(u64(s)); err != nil {
+			return done{}, err
+		}
+		removed++
+	}
+	dropped, err := b.bound(unc, b.unconfirmed.Load()+moved-removed)
+	if err != nil {
+		return done{}, err
+	}
+	tx.OnCommit(func() {
+		b.unconfirmed.Add(moved - removed - dropped)
+		if dropped > 0 {
+			b.dropped.Add(dropped)
+			b.log.Error("records left the outbox without the hall's confirmation that it stored them",
+				"count", dropped, "keep_unconfirmed", b.keep, "keep_unconfirmed_age", b.keepAge,
+				"dropped_total", b.dropped.Load())
+		}
+	})
+	return d, nil
 }
 
-func (b *Bolt) forget(seqs []uint64) {
-	if len(seqs) == 0 {
+// confirmedNow reports whether the hall confirmed seq already.
+func (b *Bolt) confirmedNow(seq uint64) (struct{}, bool) {
+	b.ackMu.Lock()
+	defer b.ackMu.Unlock()
+	v, ok := b.confirmed[seq]
+	return v, ok
+}
+
+// bound deletes the oldest records awaiting confirmation while there are
+// more than KeepUnconfirmed or they are older than KeepUnconfirmedAge, and
+// returns how many it deleted.
+func (b *Bolt) bound(unc *bolt.Bucket, n int64) (int64, error) {
+	if b.keep <= 0 {
+		return 0, nil
+	}
+	var oldest int64
+	if b.keepAge > 0 {
+		oldest = b.now().Add(-b.keepAge).UnixMilli()
+	}
+	var dropped int64
+	c := unc.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.First() {
+		old := len(v) >= 8 && int64(binary.BigEndian.Uint64(v)) < oldest
+		if n-dropped <= b.keep && !old {
+			break
+		}
+		if err := c.Delete(); err != nil {
+			return 0, err
+		}
+		dropped++
+	}
+	return dropped, nil
+}
+
+func (b *Bolt) forget(d done) {
+	if len(d.acked)+len(d.confirmed) == 0 {
 		return
 	}
 	b.ackMu.Lock()
-	for _, s := range seqs {
+	for _, s := range d.acked {
 		delete(b.acked, s)
 	}
+	for _, s := range d.confirmed {
+		delete(b.confirmed, s)
+	}
 	b.ackMu.Unlock()
+}
+
+// Confirmation is what the hall says it stored of this outbox's epoch:
+// every seq up to Through, and every one above it up to Highest but those
+// in Missing.
+type Confirmation struct {
+	Through, Highest uint64
+	Missing          []uint64
+}
+
+// covers reports whether the hall stored seq; missing is c.Missing as a set.
+func (c Confirmation) covers(seq uint64, missing map[uint64]bool) bool {
+	return seq <= c.Through || (seq <= c.Highest && !missing[seq])
+}
+
+// Unconfirmed is a record awaiting the hall's confirmation.
+type Unconfirmed struct {
+	Entry
+	// AckedAt is when the broker acknowledged it.
+	AckedAt time.Time
+	// Missing says the hall listed it as missing.
+	Missing bool
+}
+
+// Confirm takes what the hall stored: the records it covers no longer
+// await confirmation (they leave the file with the next commit). It
+// returns up to limit of those still awaiting that resend selects, lowest
+// seq first: the caller publishes them again.
+func (b *Bolt) Confirm(c Confirmation, limit int, resend func(Unconfirmed) bool) ([]Unconfirmed, error) {
+	missing := make(map[uint64]bool, len(c.Missing))
+	for _, s := range c.Missing {
+		missing[s] = true
+	}
+	var out []Unconfirmed
+	b.ackMu.Lock()
+	for s := range b.acked {
+		if c.covers(s, missing) {
+			b.confirmed[s] = struct{}{}
+		}
+	}
+	err := b.db.View(func(tx *bolt.Tx) error {
+		cur := tx.Bucket(bucketUnconfirmed).Cursor()
+		for k, v := cur.First(); k != nil; k, v = cur.Next() {
+			seq := binary.BigEndian.Uint64(k)
+			if _, ok := b.confirmed[seq]; ok || len(v) < 8 {
+				continue
+			}
+			if c.covers(seq, missing) {
+				b.confirmed[seq] = struct{}{}
+				continue
+			}
+			u := Unconfirmed{Entry: Entry{Seq: seq}, AckedAt: time.UnixMilli(int64(binary.BigEndian.Uint64(v))), Missing: missing[seq]}
+			if len(out) < limit && resend(u) {
+				u.Data = append([]byte(nil), v[8:]...)
+				out = append(out, u)
+			}
+		}
+		return nil
+	})
+	full := b.scheduleLocked()
+	b.ackMu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("confirm records: %w", err)
+	}
+	if full {
+		return out, b.Flush()
+	}
+	return out, nil
+}
+
+// Unconfirmed returns how many records await the hall's confirmation,
+// and how many left the outbox unconfirmed since it was opened.
+func (b *Bolt) Unconfirmed() (waiting, dropped int64) {
+	if b.keep <= 0 {
+		return 0, b.dropped.Load()
+	}
+	b.ackMu.Lock()
+	// The acknowledged await too, until a commit moves them; the confirmed
+	// are either among them or in the bucket.
+	n := int64(len(b.acked) - len(b.confirmed))
+	b.ackMu.Unlock()
+	return max(b.unconfirmed.Load()+n, 0), b.dropped.Load()
 }
 
 // Epoch implements [Outbox].
