@@ -24,11 +24,11 @@ var (
 	// hall has not yet said it stored: seq -> acknowledged at (Unix ms, 8
 	// bytes) followed by the record.
 	bucketUnconfirmed = []byte("unconfirmed")
-	keyEpoch      = []byte("epoch")
-	keyNextSeq    = []byte("next_seq")
-	keyCreated    = []byte("created")
-	keyBinding    = []byte("binding")
-	keyChain      = []byte("chain")
+	keyEpoch          = []byte("epoch")
+	keyNextSeq        = []byte("next_seq")
+	keyCreated        = []byte("created")
+	keyBinding        = []byte("binding")
+	keyChain          = []byte("chain")
 )
 
 // The defaults of [Options.AckDelay] and [Options.AckBatch].
