@@ -514,11 +514,16 @@ func (a *Agent) status(online bool) []byte {
 	pending := a.outbox.Len()
 	last := a.outbox.LastSeq()
 	full := a.full.Load()
+	var unconfirmed *int64
+	if k, ok := a.outbox.(keeper); ok {
+		n, _ := k.Unconfirmed()
+		unconfirmed = &n
+	}
 	now := a.clock.Now().Format(record.TimeLayout)
 	st := record.Status{
 		V: record.Version, Online: online, Device: a.cfg.Device, Version: a.cfg.Version,
 		BootID: a.clock.BootID(), Epoch: a.outbox.Epoch(),
-		Pending: &pending, LastSeq: &last, OutboxFull: &full,
+		Pending: &pending, LastSeq: &last, OutboxFull: &full, Unconfirmed: unconfirmed,
 		At: now, PubKey: a.pubKey(),
 	}
 	if !online {

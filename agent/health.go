@@ -115,6 +115,9 @@ type Snapshot struct {
 	OutboxFull  bool
 	MaxRecords  int64
 	OutboxBytes int64 // -1 when the outbox cannot tell
+	// Unconfirmed are records the broker acknowledged that the hall has not
+	// yet said it stored; UnconfirmedDropped left the outbox so (an alarm).
+	Unconfirmed, UnconfirmedDropped int64
 	// OldestPending is the age of the oldest record not yet acknowledged
 	// (zero when none is pending).
 	OldestPending time.Duration
@@ -139,6 +142,12 @@ type voiceStats interface{ Stats() voice.Stats }
 // sizer is implemented by outboxes that know their size on disk.
 type sizer interface{ Size() int64 }
 
+// keeper is implemented by outboxes that keep acknowledged records until
+// the hall confirms them.
+type keeper interface {
+	Unconfirmed() (waiting, dropped int64)
+}
+
 // Snapshot returns the agent's current state. It is safe to call from any
 // goroutine.
 func (a *Agent) Snapshot() Snapshot {
@@ -162,6 +171,9 @@ func (a *Agent) Snapshot() Snapshot {
 	}
 	if sz, ok := a.outbox.(sizer); ok {
 		s.OutboxBytes = sz.Size()
+	}
+	if k, ok := a.outbox.(keeper); ok {
+		s.Unconfirmed, s.UnconfirmedDropped = k.Unconfirmed()
 	}
 	if s.Pending > 0 {
 		// An unreadable oldest record leaves the age at zero; the outbox

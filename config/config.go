@@ -78,6 +78,15 @@ type MQTT struct {
 type Buffer struct {
 	Path       string `toml:"path"`
 	MaxRecords int64  `toml:"max_records"`
+	// KeepUnconfirmed and KeepUnconfirmedAge bound the records the broker
+	// acknowledged that wait for the hall's stored acknowledgement (0
+	// records: removed on the broker's acknowledgement, as before it).
+	KeepUnconfirmed    int64    `toml:"keep_unconfirmed"`
+	KeepUnconfirmedAge Duration `toml:"keep_unconfirmed_age"`
+	// ConfirmWait is how long the hall may store nothing more of this
+	// terminal, while it keeps acknowledging, before records it lacks are
+	// published again.
+	ConfirmWait Duration `toml:"confirm_wait"`
 }
 
 // Binding holds the rating rules.
@@ -202,7 +211,8 @@ func Default() Config {
 			Inflight:       32,
 			StatusInterval: Duration{time.Minute},
 		},
-		Buffer:  Buffer{Path: "/var/lib/hallrate/outbox.db", MaxRecords: 100000},
+		Buffer: Buffer{Path: "/var/lib/hallrate/outbox.db", MaxRecords: 100000,
+			KeepUnconfirmed: 100000, KeepUnconfirmedAge: Duration{7 * 24 * time.Hour}, ConfirmWait: Duration{30 * time.Second}},
 		Binding: Binding{RatingWindow: Duration{30 * time.Second}},
 		GPIO: GPIO{
 			Pull: "up", ActiveLow: &t,
@@ -294,6 +304,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Buffer.MaxRecords < 1 {
 		return fmt.Errorf("config: buffer.max_records: %d is not positive", c.Buffer.MaxRecords)
+	}
+	if c.Buffer.KeepUnconfirmed < 0 {
+		return fmt.Errorf("config: buffer.keep_unconfirmed: %d is negative (0 keeps none)", c.Buffer.KeepUnconfirmed)
+	}
+	if c.Buffer.KeepUnconfirmedAge.Duration < 0 {
+		return fmt.Errorf("config: buffer.keep_unconfirmed_age: %s is negative (0 bounds by count alone)", c.Buffer.KeepUnconfirmedAge)
+	}
+	if d := c.Buffer.ConfirmWait.Duration; d < time.Second || d > time.Hour {
+		return fmt.Errorf("config: buffer.confirm_wait: %s is not between 1s and 1h", d)
 	}
 	if c.Binding.RatingWindow.Duration <= 0 {
 		return fmt.Errorf("config: binding.rating_window: %s is not positive", c.Binding.RatingWindow)

@@ -308,12 +308,58 @@ type Status struct {
 	Pending    *int64  `json:"pending,omitempty"`
 	LastSeq    *uint64 `json:"last_seq,omitempty"`
 	OutboxFull *bool   `json:"outbox_full,omitempty"`
-	PubKey     string  `json:"pubkey,omitempty"`
-	At         string  `json:"at,omitempty"`
+	// Unconfirmed counts the records the broker acknowledged that the hall
+	// has not yet said it stored (kept for the stored acknowledgement).
+	Unconfirmed *int64 `json:"unconfirmed,omitempty"`
+	PubKey      string `json:"pubkey,omitempty"`
+	At          string `json:"at,omitempty"`
 	// StoppedAt is set only in the offline status of a clean stop, which
 	// also carries epoch, last_seq and pending; the Last Will cannot.
 	StoppedAt string `json:"stopped_at,omitempty"`
 }
+
+// Stored is the payload of {prefix}/{hall}/{counter}/stored, the hall's
+// end-to-end acknowledgement: of the device's epoch, every record up to
+// ThroughSeq is stored, and every one above it up to HighestSeq but those
+// in Missing (ascending, at most 1,000; when cut there, HighestSeq is the
+// last listed). A message without highest_seq (a collector before it was
+// added) speaks for ThroughSeq only.
+type Stored struct {
+	V          int      `json:"v"`
+	Device     string   `json:"device"`
+	Epoch      string   `json:"epoch"`
+	ThroughSeq uint64   `json:"through_seq"`
+	HighestSeq uint64   `json:"highest_seq"`
+	Missing    []uint64 `json:"missing"`
+}
+
+// DecodeStored parses and checks a stored message.
+func DecodeStored(payload []byte) (Stored, error) {
+	if len(payload) > MaxStoredPayload {
+		return Stored{}, fmt.Errorf("stored: payload of %d bytes exceeds %d", len(payload), MaxStoredPayload)
+	}
+	var s Stored
+	if err := json.Unmarshal(payload, &s); err != nil {
+		return Stored{}, fmt.Errorf("stored: %w", typeError("not a stored message", err))
+	}
+	if s.V != Version {
+		return Stored{}, fmt.Errorf("stored: unsupported version %d", s.V)
+	}
+	if !ValidID(s.Device) || !ValidID(s.Epoch) {
+		return Stored{}, fmt.Errorf("stored: device or epoch: invalid id %q, %q", s.Device, s.Epoch)
+	}
+	s.HighestSeq = max(s.HighestSeq, s.ThroughSeq)
+	for i, m := range s.Missing {
+		if m <= s.ThroughSeq || m > s.HighestSeq || (i > 0 && m <= s.Missing[i-1]) {
+			return Stored{}, fmt.Errorf("stored: missing: %d is not ascending between through_seq %d and highest_seq %d", m, s.ThroughSeq, s.HighestSeq)
+		}
+	}
+	return s, nil
+}
+
+// MaxStoredPayload bounds a stored message: 1,000 missing seqs of up to
+// 20 digits, and the rest.
+const MaxStoredPayload = 24 * 1024
 
 // DecodeStatus parses and checks a status message; every text and number
 // obeys the rules of [CheckPayload] and [StatusLimit] (a breach is a

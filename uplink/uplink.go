@@ -30,6 +30,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/hallrate/hallrate/buffer"
+	"github.com/hallrate/hallrate/record"
 )
 
 // Topics are the counter's topics under the configured prefix.
@@ -37,12 +38,14 @@ type Topics struct {
 	Rating string
 	Status string
 	Ticket string
+	// Stored is the hall's end-to-end acknowledgement.
+	Stored string
 }
 
 // CounterTopics returns the contract topics of a counter.
 func CounterTopics(prefix, hall, counter string) Topics {
 	base := prefix + "/" + hall + "/" + counter + "/"
-	return Topics{Rating: base + "rating", Status: base + "status", Ticket: base + "ticket"}
+	return Topics{Rating: base + "rating", Status: base + "status", Ticket: base + "ticket", Stored: base + "stored"}
 }
 
 // Config configures an [Uplink].
@@ -75,6 +78,14 @@ type Config struct {
 	Logger       *slog.Logger
 	// MinBackoff and MaxBackoff bound the wait between connection attempts.
 	MinBackoff, MaxBackoff time.Duration
+	// Device is the terminal's id: a stored acknowledgement for another
+	// device (the one this terminal replaced at the counter) is not ours.
+	Device string
+	// ConfirmWait is how long the hall may go without storing more of this
+	// terminal's records, on acknowledgements that keep coming, before a
+	// record the broker acknowledged that long ago is published again;
+	// also how long a resent record waits before it is resent. Default 30s.
+	ConfirmWait time.Duration
 }
 
 // Stats are counters for metrics and status.
@@ -85,6 +96,17 @@ type Stats struct {
 	// TicketDropped counts accepted ticket messages replaced by a newer
 	// one before they were taken: the newest always wins.
 	TicketDropped int64
+	// Resent counts records published again because the hall had not
+	// stored them; StoredRefused is 1 once the broker refused this
+	// terminal the stored topic.
+	Resent        int64
+	StoredRefused bool
+}
+
+// confirmer is an outbox that keeps acknowledged records until the hall
+// confirms it stored them.
+type confirmer interface {
+	Confirm(c buffer.Confirmation, limit int, resend func(buffer.Unconfirmed) bool) ([]buffer.Unconfirmed, error)
 }
 
 // Uplink drains an outbox to the broker.
@@ -95,9 +117,20 @@ type Uplink struct {
 	notify  chan struct{}
 	status  chan struct{}
 	tickets chan []byte
+	stored  chan record.Stored
 	up      atomic.Bool
+	// storedRefused: the broker refused the stored topic (an ACL made
+	// before it): later sessions do not ask for it again.
+	storedRefused atomic.Bool
 
-	published, acked, connects, ticketDropped atomic.Int64
+	published, acked, connects, ticketDropped, resent atomic.Int64
+
+	// Of the hall's acknowledgements (the Run goroutine only): the highest
+	// seq the last spoke for, since when it has not moved, and when each
+	// record was last resent.
+	confirmHighest uint64
+	confirmSince   time.Time
+	resentAt       map[uint64]time.Time
 }
 
 // New returns an uplink for outbox. Call Run to start it.
@@ -126,13 +159,18 @@ func New(cfg Config, outbox buffer.Outbox) *Uplink {
 	if cfg.OnConnected == nil {
 		cfg.OnConnected = func(bool) {}
 	}
+	if cfg.ConfirmWait <= 0 {
+		cfg.ConfirmWait = 30 * time.Second
+	}
 	return &Uplink{
-		cfg:     cfg,
-		outbox:  outbox,
-		log:     cfg.Logger,
-		notify:  make(chan struct{}, 1),
-		status:  make(chan struct{}, 1),
-		tickets: make(chan []byte, 1),
+		cfg:      cfg,
+		outbox:   outbox,
+		log:      cfg.Logger,
+		notify:   make(chan struct{}, 1),
+		status:   make(chan struct{}, 1),
+		tickets:  make(chan []byte, 1),
+		stored:   make(chan record.Stored, 1),
+		resentAt: map[uint64]time.Time{},
 	}
 }
 
@@ -159,6 +197,8 @@ func (u *Uplink) Stats() Stats {
 		Acked:         u.acked.Load(),
 		Connects:      u.connects.Load(),
 		TicketDropped: u.ticketDropped.Load(),
+		Resent:        u.resent.Load(),
+		StoredRefused: u.storedRefused.Load(),
 	}
 }
 
@@ -264,6 +304,9 @@ func (u *Uplink) session(ctx context.Context) error {
 	}
 	if err := wait(ctx, c.client.Subscribe(u.cfg.Topics.Ticket, 1, u.onTicket)); err != nil {
 		return fmt.Errorf("subscribe %s: %w", u.cfg.Topics.Ticket, err)
+	}
+	if err := u.subscribeStored(ctx, c); err != nil {
+		return err
 	}
 	u.log.Info("connected to broker", "broker", u.cfg.Broker, "client_id", u.cfg.ClientID,
 		"pending", u.outbox.Len())
@@ -421,6 +464,10 @@ func (u *Uplink) drain(ctx context.Context, c *conn, f *flight) error {
 		case <-drainedStatus:
 			drainedStatus = nil
 			u.publishStatus(c)
+		case m := <-u.stored:
+			if err := u.confirm(c, f, m); err != nil {
+				return err
+			}
 		case a := <-f.acks:
 			f.inflight--
 			n, err := u.ackBatch(f, a)
@@ -466,4 +513,121 @@ func (u *Uplink) ackBatch(f *flight, first ack) (int, error) {
 // status is replaced by the next one.
 func (u *Uplink) publishStatus(c *conn) {
 	c.client.Publish(u.cfg.Topics.Status, 1, true, u.cfg.Status(true))
+}
+
+// subscribeStored asks for the hall's acknowledgements when the outbox
+// keeps records for them. A broker whose ACL predates the topic refuses
+// it: with MQTT 3.1.1 Mosquitto drops the connection, or answers the
+// SUBACK with a failure. Either way it is said once and not asked again
+// by this process, so the terminal keeps delivering; its records then
+// await a confirmation that cannot come, until the keeping bounds.
+func (u *Uplink) subscribeStored(ctx context.Context, c *conn) error {
+	if _, ok := u.outbox.(confirmer); !ok || u.cfg.Topics.Stored == "" || u.storedRefused.Load() {
+		return nil
+	}
+	t := c.client.Subscribe(u.cfg.Topics.Stored, 1, u.onStored)
+	err := wait(ctx, t)
+	refused := false
+	if st, ok := t.(*mqtt.SubscribeToken); ok && err == nil {
+		refused = st.Result()[u.cfg.Topics.Stored] == 0x80
+	}
+	select {
+	case <-c.lost:
+		refused = true
+	default:
+	}
+	if err != nil && ctx.Err() == nil && !c.client.IsConnectionOpen() {
+		refused = true
+	}
+	if refused {
+		u.storedRefused.Store(true)
+		u.log.Error("the broker refused the stored topic: records the broker acknowledged will wait for a confirmation that cannot come; let the device read it (hallrate-collector acl)",
+			"topic", u.cfg.Topics.Stored)
+		if err != nil || !c.client.IsConnectionOpen() {
+			return fmt.Errorf("subscribe %s: refused", u.cfg.Topics.Stored)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", u.cfg.Topics.Stored, err)
+	}
+	return nil
+}
+
+// onStored runs on paho's router: it decodes and hands over the newest
+// acknowledgement of this device's epoch, replacing one not yet taken.
+func (u *Uplink) onStored(_ mqtt.Client, m mqtt.Message) {
+	s, err := record.DecodeStored(m.Payload())
+	if err != nil {
+		u.log.Warn("stored acknowledgement ignored", "err", err)
+		return
+	}
+	if s.Device != u.cfg.Device || s.Epoch != u.outbox.Epoch() {
+		return
+	}
+	for {
+		select {
+		case u.stored <- s:
+			return
+		default:
+		}
+		select {
+		case <-u.stored:
+		default:
+		}
+	}
+}
+
+// resendLimit bounds the records resent on one acknowledgement.
+const resendLimit = 256
+
+// confirm takes the hall's acknowledgement: what it covers leaves the
+// outbox, and what it lacks is published again. A record the hall listed
+// as missing is resent once it was acknowledged ConfirmWait ago; one above
+// everything the hall has stored only when the hall, still publishing its
+// acknowledgements, has stored nothing more of this terminal for
+// ConfirmWait. Without acknowledgements (a collector away) nothing is
+// resent, so an offline collector's broker queue is never filled twice.
+func (u *Uplink) confirm(c *conn, f *flight, m record.Stored) error {
+	ob, ok := u.outbox.(confirmer)
+	if !ok {
+		return nil
+	}
+	now := time.Now()
+	wait := u.cfg.ConfirmWait
+	if m.HighestSeq != u.confirmHighest || u.confirmSince.IsZero() {
+		u.confirmHighest, u.confirmSince = m.HighestSeq, now
+	}
+	stalled := now.Sub(u.confirmSince) >= wait
+	for seq, at := range u.resentAt {
+		if now.Sub(at) >= wait {
+			delete(u.resentAt, seq)
+		}
+	}
+	again, err := ob.Confirm(buffer.Confirmation{Through: m.ThroughSeq, Highest: m.HighestSeq, Missing: m.Missing}, resendLimit,
+		func(x buffer.Unconfirmed) bool {
+			if _, recent := u.resentAt[x.Seq]; recent || now.Sub(x.AckedAt) < wait {
+				return false
+			}
+			return x.Missing || (stalled && x.Seq > m.HighestSeq)
+		})
+	if err != nil {
+		return err
+	}
+	for _, e := range again {
+		t := c.client.Publish(u.cfg.Topics.Rating, 1, false, e.Data)
+		u.resentAt[e.Seq] = now
+		u.resent.Add(1)
+		f.inflight++
+		go func(seq uint64) {
+			<-t.Done()
+			f.acks <- ack{seq, t.Error()}
+		}(e.Seq)
+	}
+	if len(again) > 0 {
+		u.log.Warn("records the broker acknowledged but the hall has not stored: published again",
+			"count", len(again), "from_seq", again[0].Seq, "to_seq", again[len(again)-1].Seq,
+			"hall_through_seq", m.ThroughSeq, "hall_highest_seq", m.HighestSeq)
+	}
+	return nil
 }

@@ -39,6 +39,9 @@ var (
 	mLastSeq         = metric{"hallrate_agent_last_seq", "gauge", "Sequence number of the last record written in this epoch."}
 	mOutboxBytes     = metric{"hallrate_agent_outbox_size_bytes", "gauge", "Size of the outbox file (it does not shrink)."}
 	mOutboxFull      = metric{"hallrate_agent_outbox_full", "gauge", "1 while the outbox holds buffer.max_records or more (an alarm: nothing is dropped)."}
+	mUnconfirmed     = metric{"hallrate_agent_records_unconfirmed", "gauge", "Records the broker acknowledged that the hall has not yet said it stored (kept for the stored acknowledgement)."}
+	mUnconfDropped   = metric{"hallrate_agent_records_unconfirmed_dropped_total", "counter", "Records that left the outbox without the hall's confirmation, pushed out by buffer.keep_unconfirmed or keep_unconfirmed_age (an alarm)."}
+	mResent          = metric{"hallrate_agent_records_resent_total", "counter", "Records published again because the hall's stored acknowledgement lacked them."}
 	mMaxRecords      = metric{"hallrate_agent_outbox_max_records", "gauge", "The configured alarm threshold buffer.max_records."}
 	mStuck           = metric{"hallrate_agent_buttons_stuck", "gauge", "Buttons held down longer than the stuck limit right now."}
 	mStuckEvents     = metric{"hallrate_agent_button_stuck_events_total", "counter", "Times a button was found stuck."}
@@ -137,6 +140,9 @@ func writeMetrics(w io.Writer, src Source) error {
 	}
 	e.one(mOutboxFull, bit(s.OutboxFull))
 	e.one(mMaxRecords, float64(s.MaxRecords))
+	e.one(mUnconfirmed, float64(s.Unconfirmed))
+	e.one(mUnconfDropped, float64(s.UnconfirmedDropped))
+	e.one(mResent, float64(s.Uplink.Resent))
 	var stuck, stuckEvents, glitches int64
 	if s.Input != nil {
 		stuck, stuckEvents, glitches = int64(len(s.Input.Stuck)), s.Input.StuckEvents, s.Input.Glitches

@@ -46,6 +46,12 @@ type Status struct {
 	MaxRecords           int64   `json:"max_records"`
 	OutboxBytes          int64   `json:"outbox_bytes"`
 	OldestPendingSeconds float64 `json:"oldest_pending_seconds"`
+	// Unconfirmed await the hall's stored acknowledgement; Resent were
+	// published again for it; UnconfirmedDropped left without it.
+	Unconfirmed        int64 `json:"unconfirmed"`
+	UnconfirmedDropped int64 `json:"unconfirmed_dropped"`
+	Resent             int64 `json:"resent"`
+	StoredRefused      bool  `json:"stored_refused"`
 
 	Ticket *record.TicketRef `json:"ticket"`
 
@@ -71,13 +77,15 @@ func StatusOf(s agent.Snapshot) Status {
 		Epoch: s.Epoch, Pending: s.Pending, LastSeq: s.LastSeq, OutboxFull: s.OutboxFull,
 		MaxRecords: s.MaxRecords, OutboxBytes: s.OutboxBytes,
 		OldestPendingSeconds: s.OldestPending.Seconds(),
-		Ticket:               s.Ticket,
-		Presses:              s.Counters.Presses,
-		WriteFailures:        s.Counters.WriteFailures,
-		TicketsApplied:       s.Counters.TicketsApplied,
-		TicketsRejected:      s.Counters.TicketsRejected,
-		StuckButtons:         []int{},
-		ClockSynced:          s.ClockSynced, BootID: s.BootID,
+		Unconfirmed:          s.Unconfirmed, UnconfirmedDropped: s.UnconfirmedDropped,
+		Resent: s.Uplink.Resent, StoredRefused: s.Uplink.StoredRefused,
+		Ticket:          s.Ticket,
+		Presses:         s.Counters.Presses,
+		WriteFailures:   s.Counters.WriteFailures,
+		TicketsApplied:  s.Counters.TicketsApplied,
+		TicketsRejected: s.Counters.TicketsRejected,
+		StuckButtons:    []int{},
+		ClockSynced:     s.ClockSynced, BootID: s.BootID,
 		UptimeMS: s.Uptime.Milliseconds(),
 		At:       s.At.Format(record.TimeLayout),
 	}

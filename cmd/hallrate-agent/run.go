@@ -41,7 +41,8 @@ func cmdRun(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return err
 	}
-	ob, err := buffer.Open(cfg.Buffer.Path, buffer.Options{Logger: log, Check: outboxChecker()})
+	ob, err := buffer.Open(cfg.Buffer.Path, buffer.Options{Logger: log, Check: outboxChecker(),
+		KeepUnconfirmed: cfg.Buffer.KeepUnconfirmed, KeepUnconfirmedAge: cfg.Buffer.KeepUnconfirmedAge.Duration})
 	if err != nil {
 		return err
 	}
@@ -199,6 +200,8 @@ func uplinkConfig(cfg config.Config) (uplink.Config, error) {
 		Inflight:       m.Inflight,
 		StatusInterval: m.StatusInterval.Duration,
 		Topics:         uplink.CounterTopics(m.TopicPrefix, cfg.Device.Hall, cfg.Device.Counter),
+		Device:         cfg.Device.ID,
+		ConfirmWait:    cfg.Buffer.ConfirmWait.Duration,
 	}
 	if m.KeyFile != "" {
 		if err := devkey.CheckPrivate(m.KeyFile); err != nil {

@@ -111,6 +111,14 @@ func printStatus(w io.Writer, st statushttp.Status) {
 		pending += fmt.Sprintf(", PAST ALARM THRESHOLD %d", st.MaxRecords)
 	}
 	fmt.Fprintf(w, "outbox    %s; last seq %d, epoch %s\n", pending, st.LastSeq, st.Epoch)
+	confirm := fmt.Sprintf("%d awaiting the hall's confirmation, %d resent", st.Unconfirmed, st.Resent)
+	if st.UnconfirmedDropped > 0 {
+		confirm += fmt.Sprintf(", %d LEFT UNCONFIRMED", st.UnconfirmedDropped)
+	}
+	if st.StoredRefused {
+		confirm += ", STORED TOPIC REFUSED BY THE BROKER (ACL)"
+	}
+	fmt.Fprintf(w, "stored    %s\n", confirm)
 	ticket := "none"
 	if st.Ticket != nil {
 		ticket = fmt.Sprintf("%s %s", st.Ticket.ID, st.Ticket.State)

@@ -188,7 +188,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	hub := live.NewHub(time.Now)
 	// The end-to-end acknowledgement per terminal; its publisher is the
 	// link, made below.
-	acker := &ingest.Acker{Store: db, Prefix: cfg.MQTT.TopicPrefix, Logger: log}
+	acker := &ingest.Acker{Store: db, Prefix: cfg.MQTT.TopicPrefix, Logger: log, Every: cfg.MQTT.StoredEvery.Duration}
 	in, err := ingest.New(ingest.Config{
 		Prefix: cfg.MQTT.TopicPrefix,
 		Store:  db,
@@ -208,6 +208,7 @@ func (c *Collector) Run(ctx context.Context) error {
 			hub.Publish(live.Event{Kind: live.Rating, Hall: r.Hall, Counter: r.Counter, Bad: r.Followup != nil})
 		},
 		OnStatus: func(st store.StatusUpdate) {
+			acker.MarkStatus(st)
 			hear(st.Hall, st.Counter)
 			hub.Publish(live.Event{Kind: live.Status, Hall: st.Hall, Counter: st.Counter})
 		},

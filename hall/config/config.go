@@ -117,6 +117,10 @@ type MQTT struct {
 	CAFile   string `toml:"ca_file"`
 	CertFile string `toml:"cert_file"`
 	KeyFile  string `toml:"key_file"`
+	// StoredEvery is how often each terminal's stored acknowledgement is
+	// published again when nothing new was stored: the heartbeat on which
+	// agents resend what the hall never got.
+	StoredEvery Duration `toml:"stored_every"`
 }
 
 // Store is the database.
@@ -202,6 +206,7 @@ func Default() Config {
 			Broker:      "tcp://127.0.0.1:1883",
 			TopicPrefix: "hallrate/v1",
 			ShareGroup:  "hallrate-collector",
+			StoredEvery: Duration{30 * time.Second},
 		},
 		Store: Store{DSN: "sqlite:///var/lib/hallrate/collector.db"},
 		HTTP:  HTTP{Listen: "127.0.0.1:9110"},
@@ -376,6 +381,9 @@ func (c *Config) validateHall() error {
 
 func (c *Config) validateMQTT() error {
 	m := c.MQTT
+	if d := m.StoredEvery.Duration; d < time.Second || d > time.Hour {
+		return fmt.Errorf("config: mqtt.stored_every: %s is not between 1s and 1h", d)
+	}
 	if m.EmbeddedBroker != "" {
 		if _, _, err := net.SplitHostPort(m.EmbeddedBroker); err != nil {
 			return fmt.Errorf("config: mqtt.embedded_broker: %q is not host:port", m.EmbeddedBroker)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/record"
 )
 
 // StoredStore tells what is stored of an epoch.
@@ -21,45 +22,83 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, payload []byte, retained bool) error
 }
 
-// StoredMessage is the payload of {prefix}/{hall}/{counter}/stored: every
-// record of the device's epoch up to ThroughSeq is stored, and above it
-// all up to the highest received but Missing.
-type StoredMessage struct {
-	V          int      `json:"v"`
-	Device     string   `json:"device"`
-	Epoch      string   `json:"epoch"`
-	ThroughSeq uint64   `json:"through_seq"`
-	Missing    []uint64 `json:"missing"`
-}
-
 type terminal struct{ hall, counter, device, epoch string }
 
 // Acker publishes, per terminal, retained at QoS 1, which of its records
 // are stored: the end-to-end acknowledgement an agent keeps its records
-// for. It publishes at most once an interval per terminal.
+// for. It publishes at most once an interval per terminal, and again every
+// Every for each terminal it knows, stored or not: an agent resends what
+// is still unconfirmed only on a fresh acknowledgement, proof that the
+// collector is there and heard nothing more.
 type Acker struct {
 	Store     StoredStore
 	Publisher Publisher
 	Prefix    string
 	Logger    *slog.Logger
+	// Every is how often each known terminal's acknowledgement is
+	// published again; 0 publishes only after a store.
+	Every time.Duration
 
 	mu    sync.Mutex
 	dirty map[terminal]bool
+	// known are the terminals' current epochs, from their records and
+	// statuses: the heartbeat's list.
+	known map[terminal]bool
 	kick  chan struct{}
 }
 
 // Mark notes that r was stored: its terminal's acknowledgement is due.
 func (a *Acker) Mark(r store.Rating) {
+	a.mark(terminal{r.Hall, r.Counter, r.Device, r.Epoch}, true)
+}
+
+// MarkStatus notes a terminal's status: its epoch is known from then on,
+// with or without records, and an acknowledgement is due at the next
+// heartbeat.
+func (a *Acker) MarkStatus(st store.StatusUpdate) {
+	if st.Epoch == "" {
+		return
+	}
+	a.mark(terminal{st.Hall, st.Counter, st.Device, st.Epoch}, false)
+}
+
+func (a *Acker) mark(t terminal, now bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.dirty == nil {
-		a.dirty = map[terminal]bool{}
-		a.kick = make(chan struct{}, 1)
+	a.init()
+	if !a.known[t] {
+		// One epoch per device: a new one replaces the old.
+		for k := range a.known {
+			if k.device == t.device {
+				delete(a.known, k)
+			}
+		}
+		a.known[t] = true
 	}
-	a.dirty[terminal{r.Hall, r.Counter, r.Device, r.Epoch}] = true
+	if !now {
+		return
+	}
+	a.dirty[t] = true
 	select {
 	case a.kick <- struct{}{}:
 	default:
+	}
+}
+
+func (a *Acker) init() {
+	if a.dirty == nil {
+		a.dirty = map[terminal]bool{}
+		a.known = map[terminal]bool{}
+		a.kick = make(chan struct{}, 1)
+	}
+}
+
+// beat makes every known terminal's acknowledgement due.
+func (a *Acker) beat() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for t := range a.known {
+		a.dirty[t] = true
 	}
 }
 
@@ -77,10 +116,7 @@ func (a *Acker) take() []terminal {
 func (a *Acker) kicked() chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.kick == nil {
-		a.dirty = map[terminal]bool{}
-		a.kick = make(chan struct{}, 1)
-	}
+	a.init()
 	return a.kick
 }
 
@@ -103,7 +139,7 @@ func (a *Acker) publish(ctx context.Context, t terminal) error {
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(StoredMessage{V: 1, Device: t.device, Epoch: t.epoch, ThroughSeq: s.Through, Missing: s.Missing})
+	b, err := json.Marshal(record.Stored{V: record.Version, Device: t.device, Epoch: t.epoch, ThroughSeq: s.Through, HighestSeq: s.Highest, Missing: s.Missing})
 	if err != nil {
 		return fmt.Errorf("ingest: stored message: %w", err)
 	}
@@ -118,12 +154,20 @@ func (a *Acker) publish(ctx context.Context, t terminal) error {
 // Run publishes what is due at most once an interval until ctx ends.
 func (a *Acker) Run(ctx context.Context, interval time.Duration) {
 	kick := a.kicked()
+	var heartbeat <-chan time.Time
+	if a.Every > 0 {
+		t := time.NewTicker(a.Every)
+		defer t.Stop()
+		heartbeat = t.C
+	}
 	failures := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-kick:
+		case <-heartbeat:
+			a.beat()
 		}
 		if err := a.Once(ctx); err != nil && ctx.Err() == nil {
 			failures++

@@ -199,6 +199,10 @@ const MaxMissing = 1000
 // them, lowest first) up to the highest seq received.
 type StoredAck struct {
 	Through uint64
+	// Highest is the highest seq the acknowledgement speaks for: the
+	// highest received, or the last missing seq listed when the list was
+	// cut at MaxMissing.
+	Highest uint64
 	Missing []uint64
 }
 
@@ -216,12 +220,16 @@ func (s *DB) Stored(ctx context.Context, device, epoch string) (StoredAck, error
 	if err != nil {
 		return StoredAck{}, err
 	}
-	a := StoredAck{Through: uint64(maxSeq), Missing: []uint64{}}
+	a := StoredAck{Through: uint64(maxSeq), Highest: uint64(maxSeq), Missing: []uint64{}}
 	if len(gaps) > 0 {
 		a.Through = gaps[0].From - 1
 	}
 	for _, g := range gaps {
-		for seq := g.From; seq <= g.To && len(a.Missing) < MaxMissing; seq++ {
+		for seq := g.From; seq <= g.To; seq++ {
+			if len(a.Missing) == MaxMissing {
+				a.Highest = a.Missing[MaxMissing-1]
+				return a, nil
+			}
 			a.Missing = append(a.Missing, seq)
 		}
 	}

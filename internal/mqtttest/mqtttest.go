@@ -122,6 +122,9 @@ func (p *Process) Freeze() { p.sig(syscall.SIGSTOP) }
 // Thaw resumes a frozen broker.
 func (p *Process) Thaw() { p.sig(syscall.SIGCONT) }
 
+// Reload sends SIGHUP: Mosquitto reads its ACL and password files again.
+func (p *Process) Reload() { p.sig(syscall.SIGHUP) }
+
 // Log returns what the broker printed.
 func (p *Process) Log() string { return p.log.String() }
 
