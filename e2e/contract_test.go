@@ -108,6 +108,11 @@ func TestContractExamples(t *testing.T) {
 			if _, err := record.DecodeTicket([]byte(body)); err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
+		case name == "stored":
+			if _, err := record.DecodeStored([]byte(body)); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			strictly(t, name, body, &record.Stored{})
 		case name == "alert":
 			strictly(t, name, body, &ingest.Alert{})
 		case name == "evaluation":
@@ -130,7 +135,7 @@ func TestContractExamples(t *testing.T) {
 		}
 	}
 	for _, n := range []string{"status-online", "status-stopped", "status-will", "ticket-serving", "ticket-done", "ticket-idle",
-		"alert", "case", "evaluation", "sig-record"} {
+		"stored", "alert", "case", "evaluation", "sig-record"} {
 		if !checked[n] {
 			t.Errorf("example %s missing", n)
 		}
