@@ -70,7 +70,7 @@ func CanonicalJSON(obj []byte, skip ...string) ([]byte, error) {
 	if err := canonObject(dec, &buf, skip); err != nil {
 		return nil, err
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: data after the object", ErrNotCanonical)
 	}
 	return buf.Bytes(), nil

@@ -19,6 +19,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/hallrate/hallrate/internal/testenv"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -336,7 +337,7 @@ func TestCommandLine(t *testing.T) {
 func TestMosquitto(t *testing.T) {
 	bin := "/usr/sbin/mosquitto"
 	if _, err := os.Stat(bin); err != nil {
-		t.Skip("mosquitto not installed")
+		testenv.Missing(t, "HALLRATE_REQUIRE_MOSQUITTO", "mosquitto is not installed (apt-get install mosquitto)")
 	}
 	addr := startMosquitto(t, bin)
 	out := filepath.Join(t.TempDir(), "records.jsonl")

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -208,7 +209,7 @@ func migrate(ctx context.Context, db *sql.DB, d dialect) (int, error) {
 	var have int
 	err = conn.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&have)
 	switch {
-	case err == sql.ErrNoRows:
+	case errors.Is(err, sql.ErrNoRows):
 		if _, err := conn.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
 			return 0, fmt.Errorf("migrate: init schema_version: %w", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -310,7 +311,7 @@ func (s *DB) addToEpochs(ctx context.Context, tx *sql.Tx, rs []Rating) ([]GapEve
 		dev, epoch := group[0].Device, group[0].Epoch
 		var maxSeq int64
 		err := tx.QueryRowContext(ctx, s.d.q(`SELECT max_seq FROM device_epoch WHERE device = ? AND epoch = ?`), dev, epoch).Scan(&maxSeq)
-		if err != nil && err != sql.ErrNoRows {
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("read epoch %s/%s: %w", dev, epoch, err)
 		}
 		top := uint64(maxSeq)
