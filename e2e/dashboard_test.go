@@ -317,7 +317,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// The collector restarts: the page reconnects by itself.
 	c.kill()
 	within(t, ctx, 10*time.Second, "stream lost", chromedp.WaitVisible(chromedp.CSS(`body[data-stream="reconnecting"]`)))
-	c = startCollectorBin(t, bin, conf)
+	startCollectorBin(t, bin, conf)
 	within(t, ctx, 20*time.Second, "stream back", chromedp.WaitVisible(chromedp.CSS(`body[data-stream="open"]`)))
 	ticket("W02", "A104", record.Done)
 	agents["W02"].press(2)

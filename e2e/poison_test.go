@@ -33,16 +33,15 @@ func TestPoisonNeverStopsIngest(t *testing.T) {
 }
 
 type poisonRig struct {
-	t          *testing.T
-	port       int
-	bin, conf  string
-	api        string
-	c          *collectorProc
-	key        ed25519.PrivateKey
-	seq        uint64
-	prev       string
-	dir        string
-	goodStored int
+	t         *testing.T
+	port      int
+	bin, conf string
+	api       string
+	c         *collectorProc
+	key       ed25519.PrivateKey
+	seq       uint64
+	prev      string
+	dir       string
 }
 
 func poisonHall(t *testing.T, kind string) {

@@ -42,16 +42,6 @@ func (rs Ranges) Count() uint64 {
 	return n
 }
 
-// contains reports whether seq lies in one of the ranges.
-func (rs Ranges) contains(seq uint64) bool {
-	for _, r := range rs {
-		if seq >= r.From && seq <= r.To {
-			return true
-		}
-	}
-	return false
-}
-
 // remove returns rs without seq, splitting the range that held it.
 func (rs Ranges) remove(seq uint64) Ranges {
 	for i, r := range rs {

@@ -103,7 +103,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*DB, error) {
 			db.SetMaxIdleConns(8)
 		}
 	default:
-		return nil, fmt.Errorf("%w %q: want sqlite:///path or postgres://...", ErrUnsupported, redact(dsn))
+		return nil, fmt.Errorf("%w %q: want sqlite:///path or postgres://user@host/db", ErrUnsupported, redact(dsn))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", redact(dsn), err)

@@ -4,7 +4,6 @@
 package pgtest
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -34,7 +33,6 @@ type Server struct {
 	port int
 	bin  string
 	next atomic.Int64
-	log  bytes.Buffer
 }
 
 // binDir finds the newest /usr/lib/postgresql/*/bin with initdb.
