@@ -123,9 +123,17 @@ type Sender interface {
 	Send(ctx context.Context, e store.Evaluation) Answer
 }
 
+// DeliverStore is what a [Deliverer] asks of the store: the queue of
+// evaluations, claimed under a lease, answered, or released.
+type DeliverStore interface {
+	ClaimDue(ctx context.Context, owner string, nowMS, leaseUntilMS int64, n int) ([]store.Evaluation, error)
+	RecordOutcome(ctx context.Context, o store.Outcome) error
+	ReleaseClaims(ctx context.Context, owner string, ratingIDs []string) (int64, error)
+}
+
 // DeliverConfig configures a [Deliverer].
 type DeliverConfig struct {
-	Store store.Store
+	Store DeliverStore
 	Sink  Sender
 	// Owner names this collector in the leases of the queue.
 	Owner string

@@ -25,9 +25,21 @@ const (
 	SinkNone  = "none"
 )
 
+// JoinStore is what a [Joiner] asks of the store: one unit of work in
+// which ratings meet their cases.
+type JoinStore interface {
+	Join(ctx context.Context, fn func(*store.JoinTx) error) error
+}
+
+var (
+	_ JoinStore    = (*store.DB)(nil)
+	_ DeliverStore = (*store.DB)(nil)
+	_ AlertStore   = (*store.DB)(nil)
+)
+
 // JoinConfig configures a [Joiner].
 type JoinConfig struct {
-	Store    store.Store
+	Store    JoinStore
 	Location *time.Location
 	AreaCode string
 	PF       string

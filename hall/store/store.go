@@ -10,7 +10,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -210,36 +209,6 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
-
-// Store is what the collector asks of its database. [DB] is it, on SQLite
-// and on PostgreSQL.
-type Store interface {
-	SaveBatch(ctx context.Context, b Batch) (Saved, error)
-	SaveCases(ctx context.Context, cs []Case) error
-	SaveCaseSeq(ctx context.Context, seq iter.Seq2[Case, error]) (int, error)
-	UpdateCase(ctx context.Context, c Case, by string, nowMS int64) (CaseChange, error)
-	CaseChanges(ctx context.Context, projectNo string) ([]CaseChange, error)
-	Join(ctx context.Context, fn func(*JoinTx) error) error
-	ClaimDue(ctx context.Context, owner string, nowMS, leaseUntilMS int64, n int) ([]Evaluation, error)
-	RecordOutcome(ctx context.Context, o Outcome) error
-	ReleaseClaims(ctx context.Context, owner string, ratingIDs []string) (int64, error)
-	RetryEvaluation(ctx context.Context, ratingID string, nowMS int64) error
-	Evaluations(ctx context.Context, state string, n int) ([]Evaluation, error)
-	Backlog(ctx context.Context) (Backlog, error)
-	Ratings(ctx context.Context, f RatingFilter) ([]StoredRating, error)
-	Audit(ctx context.Context) (Audit, error)
-	Followups(ctx context.Context, openOnly bool, n int) ([]Followup, error)
-	CloseFollowup(ctx context.Context, id int64, note string, nowMS int64) (Followup, error)
-	ClaimAlerts(ctx context.Context, nowMS, leaseUntilMS int64, n int) ([]Followup, error)
-	MarkAlertSent(ctx context.Context, id, nowMS int64) error
-	ReleaseAlert(ctx context.Context, id int64) error
-	Figures(ctx context.Context, q FigureQuery) (Figures, error)
-	ReasonCounts(ctx context.Context, hall string, fromMS, toMS int64) ([]ReasonCount, error)
-	Ping(ctx context.Context) error
-	Close() error
-}
-
-var _ Store = (*DB)(nil)
 
 // privateFile makes sure the database file at path exists and only its
 // owner and group may read it: created 0600, and an existing file that

@@ -20,7 +20,7 @@ type Counter struct {
 // NewRegistry returns the collector's metrics registry: the given counters,
 // the queue gauges read from the store at each scrape, and the Go and
 // process collectors.
-func NewRegistry(st store.Store, now func() time.Time, log *slog.Logger, counters []Counter) *prometheus.Registry {
+func NewRegistry(st BacklogStore, now func() time.Time, log *slog.Logger, counters []Counter) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, c := range counters {
@@ -34,7 +34,7 @@ func NewRegistry(st store.Store, now func() time.Time, log *slog.Logger, counter
 
 // backlogCollector reads the evaluations queue at each scrape.
 type backlogCollector struct {
-	st  store.Store
+	st  BacklogStore
 	now func() time.Time
 	log *slog.Logger
 }

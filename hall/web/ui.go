@@ -25,10 +25,10 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// DashboardStore is what the dashboard reads beyond the API's [store.Store];
+// DashboardStore is what the dashboard reads beyond the API's [Store];
 // [store.DB] has it.
 type DashboardStore interface {
-	store.Store
+	Store
 	UnverifiedRatings(ctx context.Context, hall string, n int) ([]store.LatestRating, error)
 	Candidates(ctx context.Context, ratingIDs []string) (map[string][]store.Case, error)
 }

@@ -34,9 +34,37 @@ import (
 	"github.com/hallrate/hallrate/record"
 )
 
+// Store is what the API asks of the store.
+type Store interface {
+	FigureStore
+	BacklogStore
+	SaveCaseSeq(ctx context.Context, seq iter.Seq2[store.Case, error]) (int, error)
+	UpdateCase(ctx context.Context, c store.Case, by string, nowMS int64) (store.CaseChange, error)
+	CaseChanges(ctx context.Context, projectNo string) ([]store.CaseChange, error)
+	RetryEvaluation(ctx context.Context, ratingID string, nowMS int64) error
+	Evaluations(ctx context.Context, state string, n int) ([]store.Evaluation, error)
+	Ratings(ctx context.Context, f store.RatingFilter) ([]store.StoredRating, error)
+	Audit(ctx context.Context) (store.Audit, error)
+	Followups(ctx context.Context, openOnly bool, n int) ([]store.Followup, error)
+	CloseFollowup(ctx context.Context, id int64, note string, nowMS int64) (store.Followup, error)
+	Ping(ctx context.Context) error
+}
+
+// FigureStore is what the monthly report asks of the store: the one
+// aggregation of ratings into figures, and the reasons given.
+type FigureStore interface {
+	Figures(ctx context.Context, q store.FigureQuery) (store.Figures, error)
+	ReasonCounts(ctx context.Context, hall string, fromMS, toMS int64) ([]store.ReasonCount, error)
+}
+
+// BacklogStore is what the metrics ask of the store at each scrape.
+type BacklogStore interface {
+	Backlog(ctx context.Context) (store.Backlog, error)
+}
+
 // Config configures a [Server].
 type Config struct {
-	Store    store.Store
+	Store    Store
 	Hall     string
 	Location *time.Location
 	// Token, when set, is the bearer token requests that change data must
@@ -711,7 +739,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 }
 
 // Report makes the report of a month from the store.
-func Report(ctx context.Context, st store.Store, month, hall string, loc *time.Location, points [5]float64) (report.Report, error) {
+func Report(ctx context.Context, st FigureStore, month, hall string, loc *time.Location, points [5]float64) (report.Report, error) {
 	from, to, err := report.Month(month, loc)
 	if err != nil {
 		return report.Report{}, err
