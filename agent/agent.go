@@ -18,6 +18,7 @@ import (
 	"github.com/hallrate/hallrate/binding"
 	"github.com/hallrate/hallrate/buffer"
 	"github.com/hallrate/hallrate/device"
+	"github.com/hallrate/hallrate/internal/throttle"
 	"github.com/hallrate/hallrate/reasons"
 	"github.com/hallrate/hallrate/record"
 	"github.com/hallrate/hallrate/sysclock"
@@ -411,8 +412,8 @@ func (a *Agent) acceptTicket(raw []byte) error {
 	n := a.counters.TicketsRejected
 	a.mu.Unlock()
 	// A flood must not flood the log (an SD card): the first ten are
-	// logged, then the 16th, 32nd, 64th...
-	if n <= 10 || n&(n-1) == 0 {
+	// logged, then every hundredth, with the count.
+	if throttle.Refusals().Log(n) {
 		a.log.Warn("ticket message rejected", "err", err, "bytes", len(raw), "rejected_total", n)
 	}
 	return err

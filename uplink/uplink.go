@@ -30,6 +30,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/hallrate/hallrate/buffer"
+	"github.com/hallrate/hallrate/internal/throttle"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -227,7 +228,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		failures++
 		// A dead broker must not fill an SD card: log the first failures
 		// of a run, then only every 20th.
-		if failures <= 3 || failures%20 == 0 {
+		if (throttle.Every{First: 3, Nth: 20}).Log(int64(failures)) {
 			u.log.Warn("broker session ended", "broker", u.cfg.Broker, "err", err, "attempt", failures, "retry_in", backoff)
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)

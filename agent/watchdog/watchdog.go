@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hallrate/hallrate/agent"
+	"github.com/hallrate/hallrate/internal/throttle"
 )
 
 // Config configures a [Watchdog].
@@ -83,7 +84,7 @@ func (w *Watchdog) transition(problems string) {
 func (w *Watchdog) send(state string) bool {
 	if err := w.cfg.Notify(state); err != nil {
 		w.failures++
-		if w.failures <= 3 || w.failures%100 == 0 {
+		if throttle.Failures().Log(int64(w.failures)) {
 			w.cfg.Logger.Warn("sd_notify failed", "err", err, "failures", w.failures)
 		}
 		return false

@@ -19,6 +19,8 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/hallrate/hallrate/internal/throttle"
 )
 
 // Config configures an embedded broker.
@@ -125,7 +127,7 @@ func (h *commitHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	}
 	// Without a PUBACK the publisher keeps the message; a new connection
 	// makes it publish it again.
-	if n := h.refused.Add(1); n <= 10 || n%100 == 0 {
+	if n := h.refused.Add(1); throttle.Refusals().Log(n) {
 		h.log.Error("message not committed: refused, publisher disconnected", "client", cl.ID,
 			"topic", pk.TopicName, "err", err, "refused_total", n)
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/hallrate/hallrate/hall/trust"
 	"github.com/hallrate/hallrate/hall/web"
 	"github.com/hallrate/hallrate/internal/secretfile"
+	"github.com/hallrate/hallrate/internal/throttle"
 )
 
 // syncWriter serialises the lines of the goroutines that print.
@@ -496,7 +497,7 @@ func (p *parts) store(ctx context.Context, msgs []ingest.Message) error {
 			}
 			return nil
 		}
-		if attempt <= 3 || attempt%50 == 0 {
+		if (throttle.Every{First: 3, Nth: 50}).Log(int64(attempt)) {
 			p.log.Error("batch not stored; will retry, unacknowledged", "err", err, "messages", len(msgs),
 				"attempt", attempt, "retry_in", wait)
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/internal/throttle"
 )
 
 // Verdict is what an answer of the receiver means for an evaluation.
@@ -323,7 +324,7 @@ func (d *Deliverer) deliver(ctx context.Context, e store.Evaluation, timeout tim
 			"status", a.Status, "err", o.Error, "body", truncate(a.Body, 200))
 	default:
 		d.retried.Add(1)
-		if n := d.retried.Load(); n <= 10 || n%100 == 0 {
+		if n := d.retried.Load(); throttle.Refusals().Log(n) {
 			d.log.Warn("evaluation not delivered; will retry", "rating", e.RatingID, "attempts", e.Attempts+1,
 				"next", time.UnixMilli(o.NextMS).Format(time.RFC3339), "err", o.Error, "retries_total", n)
 		}
@@ -375,7 +376,7 @@ func (d *Deliverer) Run(ctx context.Context, nudge <-chan struct{}, poll time.Du
 		n, err := d.Once(ctx)
 		if err != nil && !errors.Is(err, context.Canceled) {
 			failures++
-			if failures <= 3 || failures%100 == 0 {
+			if throttle.Failures().Log(int64(failures)) {
 				d.log.Error("delivery failed", "err", err, "failures", failures)
 			}
 		}
@@ -469,7 +470,7 @@ func (a *Alerter) Run(ctx context.Context, nudge <-chan struct{}, poll time.Dura
 	for ctx.Err() == nil {
 		if err := a.Once(ctx); err != nil && ctx.Err() == nil {
 			failures++
-			if failures <= 3 || failures%100 == 0 {
+			if throttle.Failures().Log(int64(failures)) {
 				a.Logger.Warn("alerts not published; will retry", "err", err, "failures", failures)
 			}
 		}

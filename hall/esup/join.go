@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/internal/throttle"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -288,7 +289,7 @@ func (j *Joiner) Run(ctx context.Context, nudge <-chan struct{}, every time.Dura
 	for {
 		if err := j.Pass(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			failures++
-			if failures <= 3 || failures%100 == 0 {
+			if throttle.Failures().Log(int64(failures)) {
 				j.log.Error("join pass failed", "err", err, "failures", failures)
 			}
 		} else {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/hallrate/hallrate/hall/store"
 	"github.com/hallrate/hallrate/hall/trust"
+	"github.com/hallrate/hallrate/internal/throttle"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -499,7 +500,7 @@ func (in *Ingester) followup(p record.Press, due string, now time.Time) *store.F
 // could send many: log the first ten, then every hundredth.
 func (in *Ingester) malformedMsg(m Message, err error) {
 	n := in.malformed.Add(1)
-	if n <= 10 || n%100 == 0 {
+	if throttle.Refusals().Log(int64(n)) {
 		in.log.Warn("malformed message ignored", "topic", m.Topic, "err", err, "malformed_total", n)
 	}
 }
@@ -595,7 +596,7 @@ func (in *Ingester) trustFindings(saved store.Saved) {
 
 func (in *Ingester) alarm(msg, id, reason string, kv ...any) {
 	n := in.flagged.Load() + in.chainBreaks.Load() + in.conflicts.Load()
-	if n <= 100 || n%100 == 0 {
+	if (throttle.Every{First: 100, Nth: 100}).Log(int64(n)) {
 		in.log.Error(msg, append([]any{"id", id, "reason", reason}, kv...)...)
 	}
 	in.cfg.OnTrust(id, reason)

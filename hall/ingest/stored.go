@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/internal/throttle"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -171,7 +172,7 @@ func (a *Acker) Run(ctx context.Context, interval time.Duration) {
 		}
 		if err := a.Once(ctx); err != nil && ctx.Err() == nil {
 			failures++
-			if failures <= 3 || failures%100 == 0 {
+			if throttle.Failures().Log(int64(failures)) {
 				a.Logger.Warn("stored acknowledgement not published; will retry", "err", err, "failures", failures)
 			}
 			select { // try again after the interval

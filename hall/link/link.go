@@ -18,6 +18,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/hallrate/hallrate/internal/throttle"
 )
 
 // Config configures a [Link].
@@ -107,7 +109,7 @@ func New(cfg Config) *Link {
 		SetConnectionAttemptHandler(func(_ *url.URL, tc *tls.Config) *tls.Config {
 			// A broker that is down must not fill the log: report the
 			// first attempts, then every hundredth.
-			if n := attempts.Add(1); n <= 3 || n%100 == 0 {
+			if n := attempts.Add(1); throttle.Failures().Log(int64(n)) {
 				l.log.Info("connecting to broker", "broker", cfg.Broker, "client_id", cfg.ClientID, "attempt", n)
 			}
 			return tc

@@ -14,6 +14,7 @@ import (
 	_ "github.com/go-sql-driver/mysql" // driver "mysql"
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
 
+	"github.com/hallrate/hallrate/internal/throttle"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -111,7 +112,7 @@ func (p *Poller) Run(ctx context.Context) {
 	for {
 		if err := p.Poll(ctx); err != nil && ctx.Err() == nil {
 			failures++
-			if failures <= 3 || failures%100 == 0 {
+			if throttle.Failures().Log(int64(failures)) {
 				p.log.Warn("ticket poll failed; trying again from the same row", "err", err, "failures", failures)
 			}
 		} else {
