@@ -412,8 +412,8 @@ func (a *Agent) acceptTicket(raw []byte) error {
 	n := a.counters.TicketsRejected
 	a.mu.Unlock()
 	// A flood must not flood the log (an SD card): the first ten are
-	// logged, then every hundredth, with the count.
-	if throttle.Refusals().Log(n) {
+	// logged, then the 16th, 32nd, 64th..., with the count.
+	if throttle.Flood().Log(n) {
 		a.log.Warn("ticket message rejected", "err", err, "bytes", len(raw), "rejected_total", n)
 	}
 	return err
