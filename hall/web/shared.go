@@ -24,6 +24,8 @@ type sharedRead struct {
 	done chan struct{}
 	data hallData
 	err  error
+	// callers counts who waits for it (under shared.mu).
+	callers int
 }
 
 // loadTimeout bounds a shared read: no caller's context ends it.
@@ -37,6 +39,7 @@ func (s *shared) do(ctx context.Context, load func(context.Context) (hallData, e
 		s.next = c
 		go s.run(c, load)
 	}
+	c.callers++
 	s.mu.Unlock()
 	select {
 	case <-c.done:
