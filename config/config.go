@@ -16,6 +16,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/hallrate/hallrate/internal/duration"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -172,21 +173,9 @@ type Log struct {
 	Level string `toml:"level"` // debug, info, warn, error
 }
 
-// Duration is a time.Duration written as a string such as "30s".
-type Duration struct{ time.Duration }
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("not a duration: %q", string(b))
-	}
-	d.Duration = v
-	return nil
-}
-
-// MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+// Duration is a span of time written as a string such as "30s"; the
+// collector's and the agent's configurations share it.
+type Duration = duration.Duration
 
 // DefaultButtons is the national four-button set with its default pins.
 func DefaultButtons() []Button {
@@ -207,21 +196,21 @@ func Default() Config {
 		MQTT: MQTT{
 			Broker:         "tcp://127.0.0.1:1883",
 			TopicPrefix:    "hallrate/v1",
-			KeepAlive:      Duration{30 * time.Second},
+			KeepAlive:      duration.Of(30 * time.Second),
 			Inflight:       32,
-			StatusInterval: Duration{time.Minute},
+			StatusInterval: duration.Of(time.Minute),
 		},
 		Buffer: Buffer{Path: "/var/lib/hallrate/outbox.db", MaxRecords: 100000,
-			KeepUnconfirmed: 100000, KeepUnconfirmedAge: Duration{7 * 24 * time.Hour}, ConfirmWait: Duration{30 * time.Second}},
-		Binding: Binding{RatingWindow: Duration{30 * time.Second}},
+			KeepUnconfirmed: 100000, KeepUnconfirmedAge: duration.Of(7 * 24 * time.Hour), ConfirmWait: duration.Of(30 * time.Second)},
+		Binding: Binding{RatingWindow: duration.Of(30 * time.Second)},
 		GPIO: GPIO{
 			Pull: "up", ActiveLow: &t,
-			Debounce:   Duration{30 * time.Millisecond},
-			StuckAfter: Duration{5 * time.Second},
-			LEDOn:      Duration{1500 * time.Millisecond},
+			Debounce:   duration.Of(30 * time.Millisecond),
+			StuckAfter: duration.Of(5 * time.Second),
+			LEDOn:      duration.Of(1500 * time.Millisecond),
 		},
 		Log:     Log{Level: "info"},
-		Reasons: Reasons{After: []int{1, 2}, Window: Duration{10 * time.Second}},
+		Reasons: Reasons{After: []int{1, 2}, Window: duration.Of(10 * time.Second)},
 		Voice:   Voice{Dir: "/usr/share/hallrate/voice/zh", Volume: 100, Player: "aplay"},
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/hallrate/hallrate/internal/duration"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -182,21 +183,9 @@ type Log struct {
 	SummaryInterval Duration `toml:"summary_interval"`
 }
 
-// Duration is a time.Duration written as a string such as "30s".
-type Duration struct{ time.Duration }
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("not a duration: %q", string(b))
-	}
-	d.Duration = v
-	return nil
-}
-
-// MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+// Duration is a span of time written as a string such as "30s"; the
+// collector's and the agent's configurations share it.
+type Duration = duration.Duration
 
 // Default returns the configuration used for every key a file leaves out.
 func Default() Config {
@@ -206,23 +195,23 @@ func Default() Config {
 			Broker:      "tcp://127.0.0.1:1883",
 			TopicPrefix: "hallrate/v1",
 			ShareGroup:  "hallrate-collector",
-			StoredEvery: Duration{30 * time.Second},
+			StoredEvery: duration.Of(30 * time.Second),
 		},
 		Store: Store{DSN: "sqlite:///var/lib/hallrate/collector.db"},
 		HTTP:  HTTP{Listen: "127.0.0.1:9110"},
-		ESup: ESup{Sink: "http", MatchWindow: Duration{24 * time.Hour}, PF: "5",
-			RetryMin: Duration{time.Second}, RetryMax: Duration{5 * time.Minute},
-			Timeout: Duration{30 * time.Second}, Lease: Duration{2 * time.Minute}},
-		Followup: Followup{WorkingDays: 7, ReasonWait: Duration{15 * time.Second}},
+		ESup: ESup{Sink: "http", MatchWindow: duration.Of(24 * time.Hour), PF: "5",
+			RetryMin: duration.Of(time.Second), RetryMax: duration.Of(5 * time.Minute),
+			Timeout: duration.Of(30 * time.Second), Lease: duration.Of(2 * time.Minute)},
+		Followup: Followup{WorkingDays: 7, ReasonWait: duration.Of(15 * time.Second)},
 		Report:   Report{Points: []float64{0, 40, 60, 80, 100}},
 		Demo: Demo{
-			Serving: Duration{20 * time.Second},
-			Done:    Duration{15 * time.Second},
-			Idle:    Duration{3 * time.Second},
+			Serving: duration.Of(20 * time.Second),
+			Done:    duration.Of(15 * time.Second),
+			Idle:    duration.Of(3 * time.Second),
 		},
-		Log:     Log{Level: "info", SummaryInterval: Duration{time.Minute}},
+		Log:     Log{Level: "info", SummaryInterval: duration.Of(time.Minute)},
 		Trust:   Trust{CollectorIdentity: "hall-collector"},
-		Tickets: Tickets{PollInterval: Duration{2 * time.Second}, CursorStart: "0"},
+		Tickets: Tickets{PollInterval: duration.Of(2 * time.Second), CursorStart: "0"},
 	}
 }
 
