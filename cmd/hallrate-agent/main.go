@@ -2,9 +2,6 @@
 package main
 
 import (
-	"context"
-	"flag"
-	"fmt"
 	"os"
 	"runtime/debug"
 
@@ -14,19 +11,13 @@ import (
 // version is stamped at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// errUsage marks a command line error whose message was already printed.
-var errUsage = cli.ErrUsage
-
-type stdio = cli.IO
-
 func program() cli.Program {
-	return cli.Program{Name: "hallrate-agent", Commands: []cli.Command{
+	return cli.Program{Name: "hallrate-agent", Version: version, Commands: []cli.Command{
 		{Name: "run", Summary: "run the agent", Run: cmdRun},
 		{Name: "selftest", Summary: "check the wiring: open every pin, press every button, light every LED", Run: cmdSelftest},
 		{Name: "pubkey", Summary: "print this terminal's public signing key", Run: cmdPubkey},
 		{Name: "provision", Summary: "write this terminal's configuration from flags or questions", Run: cmdProvision},
 		{Name: "status", Summary: "ask the running agent how it is (broker, outbox, ticket, clock)", Run: cmdStatus},
-		{Name: "version", Summary: "print the version", Run: cmdVersion},
 		{Name: outboxCheckCommand, Summary: "check an outbox file (run by the agent in a child process)", Run: cmdOutboxCheck, Hidden: true},
 	}}
 }
@@ -45,22 +36,4 @@ func runtimeDefaults() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
-}
-
-func dispatch(ctx context.Context, args []string, io stdio) error {
-	return program().Dispatch(ctx, args, io)
-}
-
-// flags returns a flag set that prints its usage to io.Err.
-func flags(name, summary string, io stdio) *flag.FlagSet { return program().Flags(name, summary, io) }
-
-func parse(fs *flag.FlagSet, args []string) error { return cli.Parse(fs, args) }
-
-func cmdVersion(_ context.Context, args []string, io stdio) error {
-	fs := flags("version", "Print the agent's version.", io)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	fmt.Fprintln(io.Out, "hallrate-agent", version)
-	return nil
 }

@@ -22,8 +22,8 @@ func outboxChecker() buffer.CheckFunc {
 	return buffer.ChildCheck(outboxCheckTimeout, nil, "/proc/self/exe", outboxCheckCommand, "--")
 }
 
-func cmdOutboxCheck(_ context.Context, args []string, io stdio) error {
-	fs := flags(outboxCheckCommand, "Check an outbox file: prints ok, locked or corrupt: REASON.", io)
+func cmdOutboxCheck(_ context.Context, args []string, io cli.IO) error {
+	fs := program().Flags(outboxCheckCommand, "Check an outbox file: prints ok, locked or corrupt: REASON.", io)
 	rest, err := cli.ParseArgs(fs, args)
 	if err != nil {
 		return err

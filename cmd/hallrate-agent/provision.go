@@ -19,6 +19,7 @@ import (
 
 	"github.com/hallrate/hallrate/agent/statushttp"
 	"github.com/hallrate/hallrate/config"
+	"github.com/hallrate/hallrate/internal/cli"
 )
 
 const provisionSummary = `Write this terminal's configuration, complete and commented, from flags,
@@ -74,8 +75,8 @@ type provisionInput struct {
 	now        time.Time
 }
 
-func cmdProvision(_ context.Context, args []string, io stdio) error {
-	fs := flags("provision", provisionSummary, io)
+func cmdProvision(_ context.Context, args []string, io cli.IO) error {
+	fs := program().Flags("provision", provisionSummary, io)
 	def := config.Default()
 	p := provisionInput{cfg: def, now: time.Now()}
 	c := &p.cfg
@@ -103,7 +104,7 @@ func cmdProvision(_ context.Context, args []string, io stdio) error {
 	fs.DurationVar(&c.GPIO.Debounce.Duration, "debounce", def.GPIO.Debounce.Duration, "contact bounce filter")
 	fs.StringVar(&c.HTTP.Listen, "http-listen", statushttp.DefaultListen, `local status endpoint (/healthz, /metrics, /status); "" disables it`)
 	fs.StringVar(&c.Log.Level, "log-level", def.Log.Level, "debug, info, warn or error")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	c.Buttons = buttons
@@ -119,7 +120,7 @@ func cmdProvision(_ context.Context, args []string, io stdio) error {
 }
 
 // complete asks for what is missing, or says what is missing.
-func (p *provisionInput) complete(io stdio) error {
+func (p *provisionInput) complete(io cli.IO) error {
 	c := &p.cfg
 	required := []struct {
 		flag, question string
@@ -141,7 +142,7 @@ func (p *provisionInput) complete(io stdio) error {
 	}
 	if !p.ask {
 		fmt.Fprintf(io.Err, "provision: missing %s (or run it on a terminal to be asked)\n", strings.Join(missing, ", "))
-		return errUsage
+		return cli.ErrUsage
 	}
 	in := bufio.NewReader(io.In)
 	for _, r := range required {
@@ -202,7 +203,7 @@ func isTerminal(r io.Reader) bool {
 	return err == nil
 }
 
-func (p *provisionInput) write(io stdio) error {
+func (p *provisionInput) write(io cli.IO) error {
 	body, err := renderConfig(p.cfg, p.now)
 	if err != nil {
 		return err
@@ -277,7 +278,7 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return nil
 }
 
-func (p *provisionInput) warnMissingFiles(io stdio) {
+func (p *provisionInput) warnMissingFiles(io cli.IO) {
 	m := p.cfg.MQTT
 	for _, f := range []struct{ key, path string }{
 		{"mqtt.password_file", m.PasswordFile}, {"mqtt.ca_file", m.CAFile},
@@ -292,7 +293,7 @@ func (p *provisionInput) warnMissingFiles(io stdio) {
 	}
 }
 
-func (p *provisionInput) nextSteps(io stdio) {
+func (p *provisionInput) nextSteps(io cli.IO) {
 	c := p.cfg
 	cfgFlag := ""
 	if p.path != config.DefaultPath {

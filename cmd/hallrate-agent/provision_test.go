@@ -10,13 +10,14 @@ import (
 	"testing"
 
 	"github.com/hallrate/hallrate/config"
+	"github.com/hallrate/hallrate/internal/cli"
 )
 
 func provision(t *testing.T, stdin string, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	err := dispatch(context.Background(), append([]string{"provision"}, args...),
-		stdio{In: strings.NewReader(stdin), Out: &out, Err: &errb})
+	err := program().Dispatch(context.Background(), append([]string{"provision"}, args...),
+		cli.IO{In: strings.NewReader(stdin), Out: &out, Err: &errb})
 	return out.String(), errb.String(), err
 }
 
@@ -89,7 +90,7 @@ func TestProvisionBadValueWritesNothing(t *testing.T) {
 
 func TestProvisionMissingWithoutTerminal(t *testing.T) {
 	_, stderr, err := provision(t, "", "--config", filepath.Join(t.TempDir(), "a.toml"), "--id", "w05-a")
-	if !errors.Is(err, errUsage) || !strings.Contains(stderr, "missing -hall, -counter, -broker") {
+	if !errors.Is(err, cli.ErrUsage) || !strings.Contains(stderr, "missing -hall, -counter, -broker") {
 		t.Fatalf("provision = %v, stderr %q", err, stderr)
 	}
 }

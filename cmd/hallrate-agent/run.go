@@ -16,6 +16,7 @@ import (
 	"github.com/hallrate/hallrate/config"
 	"github.com/hallrate/hallrate/device"
 	"github.com/hallrate/hallrate/devkey"
+	"github.com/hallrate/hallrate/internal/cli"
 	"github.com/hallrate/hallrate/internal/secretfile"
 	"github.com/hallrate/hallrate/reasons"
 	"github.com/hallrate/hallrate/record"
@@ -26,10 +27,10 @@ import (
 
 const bootIDPath = "/proc/sys/kernel/random/boot_id"
 
-func cmdRun(ctx context.Context, args []string, io stdio) error {
-	fs := flags("run", "Run the agent: read presses, keep them in the outbox, send them to the broker.", io)
+func cmdRun(ctx context.Context, args []string, io cli.IO) error {
+	fs := program().Flags("run", "Run the agent: read presses, keep them in the outbox, send them to the broker.", io)
 	path := fs.String("config", config.DefaultPath, "configuration file")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	cfg, err := config.Load(*path)
@@ -140,7 +141,7 @@ func redact(broker string) string {
 	return u.Redacted()
 }
 
-func newLogger(io stdio, level string) *slog.Logger {
+func newLogger(io cli.IO, level string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
@@ -233,7 +234,7 @@ func uplinkConfig(cfg config.Config) (uplink.Config, error) {
 }
 
 // openDevice builds the input driver and feedback of the configured driver.
-func openDevice(cfg config.Config, io stdio, log *slog.Logger, clock sysclock.Clock) (device.Source, device.Feedback, func(), error) {
+func openDevice(cfg config.Config, io cli.IO, log *slog.Logger, clock sysclock.Clock) (device.Source, device.Feedback, func(), error) {
 	switch cfg.Device.Driver {
 	case "sim":
 		return &device.Sim{In: io.In, Buttons: len(cfg.Buttons), Logger: log, Now: clock.Now},

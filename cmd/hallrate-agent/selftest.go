@@ -18,6 +18,7 @@ import (
 	"github.com/hallrate/hallrate/config"
 	"github.com/hallrate/hallrate/device"
 	"github.com/hallrate/hallrate/device/pins"
+	"github.com/hallrate/hallrate/internal/cli"
 	"github.com/hallrate/hallrate/voice"
 )
 
@@ -28,18 +29,18 @@ buzzer in turn, then print PASS or FAIL. Stop the agent first: its pins are
 busy while it runs. With device.driver = "sim", type the button numbers
 instead of pressing buttons. Exits non-zero on FAIL.`
 
-func cmdSelftest(ctx context.Context, args []string, io stdio) error {
-	fs := flags("selftest", selftestSummary, io)
+func cmdSelftest(ctx context.Context, args []string, io cli.IO) error {
+	fs := program().Flags("selftest", selftestSummary, io)
 	path := fs.String("config", config.DefaultPath, "configuration file")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long each step waits for a press or an answer")
 	light := fs.Duration("light", 2*time.Second, "how long each light or the buzzer is switched on")
 	confirm := fs.Bool("confirm", true, "ask whether each light lit; with -confirm=false a light passes when its pin can be driven")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if *timeout <= 0 || *light <= 0 {
 		fmt.Fprintln(io.Err, "selftest: -timeout and -light must be positive")
-		return errUsage
+		return cli.ErrUsage
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {

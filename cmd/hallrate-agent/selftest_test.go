@@ -17,6 +17,8 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"periph.io/x/conn/v3/gpio"
+
+	"github.com/hallrate/hallrate/internal/cli"
 )
 
 // selftestPatience bounds each wait of these tests; it is a deadline, not a
@@ -39,7 +41,7 @@ func writeSimConfig(t *testing.T) string {
 func TestSelftestSimPass(t *testing.T) {
 	var out, errb bytes.Buffer
 	err := cmdSelftest(context.Background(), []string{"--config", writeSimConfig(t)},
-		stdio{In: strings.NewReader("1\n2\n3\n4\n"), Out: &out, Err: &errb})
+		cli.IO{In: strings.NewReader("1\n2\n3\n4\n"), Out: &out, Err: &errb})
 	if err != nil {
 		t.Fatalf("selftest: %v\n%s%s", err, out.String(), errb.String())
 	}
@@ -53,7 +55,7 @@ func TestSelftestSimPass(t *testing.T) {
 func TestSelftestSimFail(t *testing.T) {
 	var out, errb bytes.Buffer
 	err := cmdSelftest(context.Background(), []string{"--config", writeSimConfig(t), "-timeout", "50ms"},
-		stdio{In: strings.NewReader("1\n3\nnonsense\n"), Out: &out, Err: &errb})
+		cli.IO{In: strings.NewReader("1\n3\nnonsense\n"), Out: &out, Err: &errb})
 	if err == nil || err.Error() != "selftest: FAIL: 3 of 4 checks failed" {
 		t.Fatalf("selftest = %v, want 3 of 4 failed\n%s", err, out.String())
 	}
@@ -73,7 +75,7 @@ func TestSelftestSimFail(t *testing.T) {
 
 func TestSelftestHelp(t *testing.T) {
 	var out, errb bytes.Buffer
-	err := dispatch(context.Background(), []string{"selftest", "-h"}, stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
+	err := program().Dispatch(context.Background(), []string{"selftest", "-h"}, cli.IO{In: strings.NewReader(""), Out: &out, Err: &errb})
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("selftest -h = %v, want flag.ErrHelp", err)
 	}
@@ -86,8 +88,8 @@ func TestSelftestHelp(t *testing.T) {
 
 func TestSelftestBadFlags(t *testing.T) {
 	var out, errb bytes.Buffer
-	err := cmdSelftest(context.Background(), []string{"-timeout", "0s"}, stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
-	if !errors.Is(err, errUsage) {
+	err := cmdSelftest(context.Background(), []string{"-timeout", "0s"}, cli.IO{In: strings.NewReader(""), Out: &out, Err: &errb})
+	if !errors.Is(err, cli.ErrUsage) {
 		t.Errorf("selftest -timeout 0s = %v, want a usage error", err)
 	}
 }

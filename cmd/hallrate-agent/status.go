@@ -13,6 +13,7 @@ import (
 
 	"github.com/hallrate/hallrate/agent/statushttp"
 	"github.com/hallrate/hallrate/config"
+	"github.com/hallrate/hallrate/internal/cli"
 )
 
 const statusSummary = `Ask the running agent how it is, through its local status endpoint
@@ -20,13 +21,13 @@ const statusSummary = `Ask the running agent how it is, through its local status
 link, records waiting, last seq, current ticket, clock, version. Exits
 non-zero when the agent cannot be reached or is unhealthy.`
 
-func cmdStatus(ctx context.Context, args []string, io stdio) error {
-	fs := flags("status", statusSummary, io)
+func cmdStatus(ctx context.Context, args []string, io cli.IO) error {
+	fs := program().Flags("status", statusSummary, io)
 	path := fs.String("config", config.DefaultPath, "configuration file of the agent")
 	addr := fs.String("addr", "", "status endpoint host:port (default: [http] listen of the configuration)")
 	asJSON := fs.Bool("json", false, "print the agent's /status document as it is")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the agent's answer")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if *addr == "" {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hallrate/hallrate/agent/statushttp"
 	"github.com/hallrate/hallrate/config"
+	"github.com/hallrate/hallrate/internal/cli"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -30,7 +31,7 @@ func TestBrokerPasswordNotInURL(t *testing.T) {
 func TestStatusDisabledEndpoint(t *testing.T) {
 	path := writeSimConfig(t) // no [http] section
 	var out, errb bytes.Buffer
-	err := dispatch(context.Background(), []string{"status", "--config", path}, stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
+	err := program().Dispatch(context.Background(), []string{"status", "--config", path}, cli.IO{In: strings.NewReader(""), Out: &out, Err: &errb})
 	if err == nil || !strings.Contains(err.Error(), "status endpoint is disabled") || !strings.Contains(err.Error(), statushttp.DefaultListen) {
 		t.Fatalf("status = %v", err)
 	}

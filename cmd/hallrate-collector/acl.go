@@ -13,17 +13,18 @@ import (
 
 	"github.com/hallrate/hallrate/hall/config"
 	"github.com/hallrate/hallrate/hall/trust"
+	"github.com/hallrate/hallrate/internal/cli"
 )
 
-func cmdACL(_ context.Context, args []string, io stdio) error {
-	fs := flags("acl", "Print the hall Mosquitto's acl_file made from the device inventory (trust.keys_file):\n"+
+func cmdACL(_ context.Context, args []string, io cli.IO) error {
+	fs := program().Flags("acl", "Print the hall Mosquitto's acl_file made from the device inventory (trust.keys_file):\n"+
 		"each device writes only its counter's rating and status and reads only its ticket; the\n"+
 		"collector reads everything and writes tickets and alerts. See docs/mosquitto/hall.conf.", io)
 	path := fs.String("config", config.DefaultPath, "configuration file (trust.keys_file, trust.collector_identity, mqtt.topic_prefix)")
 	keys := fs.String("keys", "", "device inventory `FILE` instead of trust.keys_file")
 	collector := fs.String("collector", "", "the collector's certificate `NAME` instead of trust.collector_identity")
 	out := fs.String("out", "", "write the ACL to `FILE` (replaced atomically) instead of standard output")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	explicit := false
@@ -37,7 +38,7 @@ func cmdACL(_ context.Context, args []string, io stdio) error {
 	}
 	if *keys == "" {
 		fmt.Fprintln(io.Err, "acl: no device inventory: set trust.keys_file or -keys")
-		return errUsage
+		return cli.ErrUsage
 	}
 	if *collector == "" {
 		*collector = cfg.Trust.CollectorIdentity

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/internal/cli"
 )
 
 // The order docs/collector.md writes, flags after the file, works; a
@@ -25,7 +26,7 @@ func TestCasesImportFlagsAfterFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	if err := dispatch(context.Background(), []string{"cases", "import", csv, "--config", conf}, stdio{Out: &out, Err: &errb}); err != nil {
+	if err := program().Dispatch(context.Background(), []string{"cases", "import", csv, "--config", conf}, cli.IO{Out: &out, Err: &errb}); err != nil {
 		t.Fatalf("cases import FILE --config PATH: %v\n%s", err, errb.String())
 	}
 	if !strings.Contains(out.String(), "imported 1 cases") {
@@ -40,9 +41,9 @@ func TestCasesImportFlagsAfterFile(t *testing.T) {
 		{[]string{"cases", "export", csv}, `hallrate-collector cases: unknown subcommand "export" (only "import")`},
 	} {
 		errb.Reset()
-		err := dispatch(context.Background(), tc.args, stdio{Out: &out, Err: &errb})
+		err := program().Dispatch(context.Background(), tc.args, cli.IO{Out: &out, Err: &errb})
 		first, _, _ := strings.Cut(errb.String(), "\n")
-		if !errors.Is(err, errUsage) || first != tc.first {
+		if !errors.Is(err, cli.ErrUsage) || first != tc.first {
 			t.Errorf("%q: err %v, first line %q; want usage error %q", tc.args, err, first, tc.first)
 		}
 	}
@@ -66,7 +67,7 @@ func TestCasesImportEncodingAndUpdate(t *testing.T) {
 	}
 	run := func(args ...string) (string, error) {
 		var out, errb bytes.Buffer
-		err := dispatch(context.Background(), append([]string{"cases", "import", csv, "--config", conf}, args...), stdio{Out: &out, Err: &errb})
+		err := program().Dispatch(context.Background(), append([]string{"cases", "import", csv, "--config", conf}, args...), cli.IO{Out: &out, Err: &errb})
 		return out.String() + errb.String(), err
 	}
 	write("\xd5\xc5\xc8\xfd") // 张三 in GBK

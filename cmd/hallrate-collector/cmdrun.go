@@ -10,10 +10,11 @@ import (
 
 	"github.com/hallrate/hallrate/hall/collector"
 	"github.com/hallrate/hallrate/hall/config"
+	"github.com/hallrate/hallrate/internal/cli"
 )
 
-func cmdRun(ctx context.Context, args []string, io stdio) error {
-	fs := flags("run", "Run the collector: receive the terminals' records, keep each once, audit them for loss,\njoin ratings with cases and hand evaluations to the e-supervision system.", io)
+func cmdRun(ctx context.Context, args []string, io cli.IO) error {
+	fs := program().Flags("run", "Run the collector: receive the terminals' records, keep each once, audit them for loss,\njoin ratings with cases and hand evaluations to the e-supervision system.", io)
 	path := fs.String("config", config.DefaultPath, "configuration file (without -config, a missing default file means defaults)")
 	embedded := fs.String("embedded-broker", "", "run a broker in-process listening on `ADDR` (host:port) and use it (mqtt.embedded_broker)")
 	brokerURL := fs.String("broker", "", "broker `URL`, such as tcp://127.0.0.1:1883 (mqtt.broker)")
@@ -26,14 +27,14 @@ func cmdRun(ctx context.Context, args []string, io stdio) error {
 	done := fs.Duration("demo-done", def.Demo.Done.Duration, "how long a demonstration ticket stays done: the rating window (demo.done)")
 	idle := fs.Duration("demo-idle", def.Demo.Idle.Duration, "pause between demonstration tickets (demo.idle)")
 	summary := fs.Duration("summary-interval", def.Log.SummaryInterval.Duration, "how often to print the audit while it changes (log.summary_interval)")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if set["broker"] && set["embedded-broker"] {
 		fmt.Fprintln(io.Err, "-broker and -embedded-broker exclude each other")
-		return errUsage
+		return cli.ErrUsage
 	}
 	cfg, err := config.Load(*path, !set["config"])
 	if err != nil {

@@ -40,8 +40,8 @@ func openStore(ctx context.Context, path string, explicit bool, dsn string) (con
 	return cfg, db, loc, nil
 }
 
-func cmdCases(ctx context.Context, args []string, io stdio) error {
-	fs := flags("cases import FILE.csv", "Add cases (办件) from a CSV file whose header names the case fields\n(projectNo, hall, counter, ticket required; taskCode, taskName, deptCode, deptName,\nstaff, staffName, acceptedAt, finishedAt optional). One bad row changes nothing.\nA case stored already with other content is refused unless -update is given.\nA running collector joins them within seconds.", io)
+func cmdCases(ctx context.Context, args []string, io cli.IO) error {
+	fs := program().Flags("cases import FILE.csv", "Add cases (办件) from a CSV file whose header names the case fields\n(projectNo, hall, counter, ticket required; taskCode, taskName, deptCode, deptName,\nstaff, staffName, acceptedAt, finishedAt optional). One bad row changes nothing.\nA case stored already with other content is refused unless -update is given.\nA running collector joins them within seconds.", io)
 	path := fs.String("config", config.DefaultPath, "configuration file")
 	dsn := fs.String("store", "", "database `DSN` instead of store.dsn")
 	encoding := fs.String("encoding", "utf-8", "the file's encoding: utf-8 (with or without BOM) or gbk (read as GB 18030)")
@@ -128,23 +128,23 @@ func cmdCases(ctx context.Context, args []string, io stdio) error {
 	return nil
 }
 
-func cmdReport(ctx context.Context, args []string, io stdio) error {
-	fs := flags("report", "Print a month's satisfaction report per staff member and per counter, worst first.", io)
+func cmdReport(ctx context.Context, args []string, io cli.IO) error {
+	fs := program().Flags("report", "Print a month's satisfaction report per staff member and per counter, worst first.", io)
 	path := fs.String("config", config.DefaultPath, "configuration file")
 	dsn := fs.String("store", "", "database `DSN` instead of store.dsn")
 	month := fs.String("month", "", "the month, `YYYY-MM` (default: this month, hall time)")
 	format := fs.String("format", "csv", "csv or json")
 	reasons := fs.Bool("reasons", false, "with -format csv: the reasons given for 差评 (不满意原因分布), one line per staff member, counter or total and reason")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if *format != "csv" && *format != "json" {
 		fmt.Fprintf(io.Err, "-format: %q is not csv or json\n", *format)
-		return errUsage
+		return cli.ErrUsage
 	}
 	if *reasons && *format != "csv" {
 		fmt.Fprintln(io.Err, "-reasons: only with -format csv (the JSON form holds the reasons already)")
-		return errUsage
+		return cli.ErrUsage
 	}
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })

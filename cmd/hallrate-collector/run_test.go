@@ -19,6 +19,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/hallrate/hallrate/internal/cli"
 	"github.com/hallrate/hallrate/internal/testenv"
 	"github.com/hallrate/hallrate/record"
 )
@@ -80,7 +81,9 @@ func startCollector(t *testing.T, args ...string) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &running{out: newOutput(), err: newOutput(), cancel: cancel, done: make(chan error, 1)}
 	args = withTestStore(t, args)
-	go func() { c.done <- dispatch(ctx, args, stdio{In: strings.NewReader(""), Out: c.out, Err: c.err}) }()
+	go func() {
+		c.done <- program().Dispatch(ctx, args, cli.IO{In: strings.NewReader(""), Out: c.out, Err: c.err})
+	}()
 	t.Cleanup(func() { c.stop(t) })
 	return c
 }
@@ -307,14 +310,14 @@ func TestCommandLine(t *testing.T) {
 		wantErr error
 		stderr  string
 	}{
-		{[]string{"version", "-h"}, errHelp, "Print the collector's version."},
+		{[]string{"version", "-h"}, errHelp, "Print the version of hallrate-collector."},
 		{[]string{"run", "-h"}, errHelp, "-embedded-broker ADDR"},
 		{[]string{"-h"}, errHelp, "verify     verify FILE"},
-		{[]string{"nonsense"}, errUsage, `unknown command "nonsense"`},
-		{[]string{"-broker", "tcp://a:1", "-embedded-broker", "b:1"}, errUsage, "exclude each other"},
+		{[]string{"nonsense"}, cli.ErrUsage, `unknown command "nonsense"`},
+		{[]string{"-broker", "tcp://a:1", "-embedded-broker", "b:1"}, cli.ErrUsage, "exclude each other"},
 	} {
 		var out, errb bytes.Buffer
-		err := dispatch(context.Background(), tc.args, stdio{Out: &out, Err: &errb})
+		err := program().Dispatch(context.Background(), tc.args, cli.IO{Out: &out, Err: &errb})
 		if !errors.Is(err, tc.wantErr) || !strings.Contains(errb.String(), tc.stderr) {
 			t.Errorf("%v: err %v, stderr %q; want %v and %q", tc.args, err, errb.String(), tc.wantErr, tc.stderr)
 		}
@@ -324,7 +327,7 @@ func TestCommandLine(t *testing.T) {
 		badValue:                      `config: hall.timezone: "Mars/Olympus" is not a known time zone`,
 		filepath.Join(dir, "missing"): "no such file",
 	} {
-		err := dispatch(context.Background(), []string{"-config", path}, stdio{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}})
+		err := program().Dispatch(context.Background(), []string{"-config", path}, cli.IO{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}})
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("-config %s: %v, want one line with %q", path, err, want)
 		}

@@ -20,8 +20,8 @@ import (
 // report says what.
 var errFlagged = fmt.Errorf("verify: records flagged: %w", cli.ErrSilent)
 
-func cmdVerify(ctx context.Context, args []string, io stdio) error {
-	fs := flags("verify [FILE...]", "Re-verify records offline against the trusted keys file: JSON-lines files of\n"+
+func cmdVerify(ctx context.Context, args []string, io cli.IO) error {
+	fs := program().Flags("verify [FILE...]", "Re-verify records offline against the trusted keys file: JSON-lines files of\n"+
 		"records (the collector's --out export, or raw records), or with -store every record in the\n"+
 		"store, with the devices' last statuses. Prints, per device epoch, the records, how many\n"+
 		"verified, and every bad signature, unsigned record, wrong counter, chain break,\n"+

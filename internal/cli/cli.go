@@ -43,6 +43,25 @@ type Command struct {
 type Program struct {
 	Name     string
 	Commands []Command
+	// Version, when set, adds the command "version", which prints the
+	// name and the version.
+	Version string
+}
+
+// commands are the program's commands, with "version" last when the
+// program has a version.
+func (p Program) commands() []Command {
+	if p.Version == "" {
+		return p.Commands
+	}
+	return append(p.Commands[:len(p.Commands):len(p.Commands)], Command{Name: "version", Summary: "print the version",
+		Run: func(_ context.Context, args []string, io IO) error {
+			if err := Parse(p.Flags("version", "Print the version of "+p.Name+".", io), args); err != nil {
+				return err
+			}
+			fmt.Fprintln(io.Out, p.Name, p.Version)
+			return nil
+		}})
 }
 
 // Main runs the program on the process's arguments and exits with its
@@ -83,7 +102,7 @@ func (p Program) Dispatch(ctx context.Context, args []string, io IO) error {
 		p.usage(io.Err)
 		return nil
 	}
-	for _, c := range p.Commands {
+	for _, c := range p.commands() {
 		if c.Name == name {
 			return c.Run(ctx, args, io)
 		}
@@ -97,7 +116,7 @@ func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "-
 
 func (p Program) usage(w io.Writer) {
 	fmt.Fprintf(w, "usage: %s [command] [flags] [arguments]\n\ncommands:\n", p.Name)
-	for i, c := range p.Commands {
+	for i, c := range p.commands() {
 		if c.Hidden {
 			continue
 		}
