@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -50,8 +51,9 @@ type Options struct {
 	LockTimeout time.Duration
 	// Logger receives the report of a file moved aside; default discards.
 	Logger *slog.Logger
-	// Now stamps the name of a file moved aside; default time.Now.
-	Now func() time.Time
+	// Clock stamps the name of a file moved aside and the acknowledgements,
+	// and runs the AckDelay timer; default the real clock.
+	Clock clockwork.Clock
 	// Check, when set, validates an existing file before it is opened
 	// (see [ChildCheck]); a failed check moves the file aside.
 	Check CheckFunc
@@ -82,7 +84,7 @@ type Bolt struct {
 
 	ackDelay time.Duration
 	ackBatch int
-	now      func() time.Time
+	clock    clockwork.Clock
 	keep     int64
 	keepAge  time.Duration
 	ackMu    sync.Mutex
@@ -96,7 +98,7 @@ type Bolt struct {
 	// dropped counts the records that left unconfirmed: pushed out by
 	// KeepUnconfirmed or KeepUnconfirmedAge.
 	dropped  atomic.Int64
-	ackTimer *time.Timer
+	ackTimer clockwork.Timer
 	closed   bool
 	// flushMu orders the commits of acknowledgements alone with Close.
 	flushMu sync.Mutex
@@ -116,8 +118,8 @@ func Open(path string, opts Options) (*Bolt, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clockwork.NewRealClock()
 	}
 	b, err := open(path, opts)
 	if err != nil {
@@ -132,7 +134,7 @@ func Open(path string, opts Options) (*Bolt, error) {
 	if opts.AckBatch > 0 {
 		b.ackBatch = opts.AckBatch
 	}
-	b.now = opts.Now
+	b.clock = opts.Clock
 	b.keep, b.keepAge = opts.KeepUnconfirmed, opts.KeepUnconfirmedAge
 	return b, nil
 }
@@ -157,7 +159,7 @@ func open(path string, opts Options) (*Bolt, error) {
 	if err == nil || errors.Is(err, ErrLocked) || errors.Is(err, os.ErrPermission) {
 		return b, err
 	}
-	aside := fmt.Sprintf("%s.corrupt-%s", path, opts.Now().UTC().Format("20060102T150405Z"))
+	aside := fmt.Sprintf("%s.corrupt-%s", path, opts.Clock.Now().UTC().Format("20060102T150405Z"))
 	if rerr := os.Rename(path, aside); rerr != nil {
 		return nil, fmt.Errorf("open outbox %s: %w (and moving it aside failed: %v)", path, err, rerr)
 	}
@@ -194,7 +196,7 @@ func openBolt(path string, lockTimeout time.Duration) (b *Bolt, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open outbox %s: %w", path, err)
 	}
-	b = &Bolt{db: db, acked: map[uint64]int64{}, confirmed: map[uint64]struct{}{}, now: time.Now, ackDelay: defaultAckDelay, ackBatch: defaultAckBatch,
+	b = &Bolt{db: db, acked: map[uint64]int64{}, confirmed: map[uint64]struct{}{}, clock: clockwork.NewRealClock(), ackDelay: defaultAckDelay, ackBatch: defaultAckBatch,
 		log: slog.New(slog.DiscardHandler)}
 	if err := b.init(); err != nil {
 		_ = db.Close() // reporting the init error matters more
@@ -364,7 +366,7 @@ func (b *Bolt) Ack(seqs ...uint64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
-	at := b.now().UnixMilli()
+	at := b.clock.Now().UnixMilli()
 	b.ackMu.Lock()
 	var added int64
 	err := b.db.View(func(tx *bolt.Tx) error {
@@ -396,7 +398,7 @@ func (b *Bolt) scheduleLocked() bool {
 	n := len(b.acked) + len(b.confirmed)
 	full := n >= b.ackBatch
 	if !full && n > 0 && b.ackTimer == nil && !b.closed {
-		b.ackTimer = time.AfterFunc(b.ackDelay, b.flushLater)
+		b.ackTimer = b.clock.AfterFunc(b.ackDelay, b.flushLater)
 	}
 	return full
 }
@@ -554,7 +556,7 @@ func (b *Bolt) bound(unc *bolt.Bucket, n int64) (int64, error) {
 	}
 	var oldest int64
 	if b.keepAge > 0 {
-		oldest = b.now().Add(-b.keepAge).UnixMilli()
+		oldest = b.clock.Now().Add(-b.keepAge).UnixMilli()
 	}
 	var dropped int64
 	c := unc.Cursor()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/hallrate/hallrate/internal/fsfloor"
@@ -193,7 +194,7 @@ func TestCorruptFileMovedAside(t *testing.T) {
 			if err := os.WriteFile(path, content, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			o, err := Open(path, Options{Now: func() time.Time { return time.Date(2026, 11, 24, 1, 2, 3, 0, time.UTC) }})
+			o, err := Open(path, Options{Clock: clockwork.NewFakeClockAt(time.Date(2026, 11, 24, 1, 2, 3, 0, time.UTC))})
 			if err != nil {
 				t.Fatalf("corrupt file not recovered: %v", err)
 			}

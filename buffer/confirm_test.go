@@ -6,12 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	bolt "go.etcd.io/bbolt"
 )
 
-func openKeep(t *testing.T, path string, keep int64, age time.Duration, now func() time.Time) *Bolt {
+func openKeep(t *testing.T, path string, keep int64, age time.Duration, clock clockwork.Clock) *Bolt {
 	t.Helper()
-	b, err := Open(path, Options{LockTimeout: 200 * time.Millisecond, KeepUnconfirmed: keep, KeepUnconfirmedAge: age, Now: now})
+	b, err := Open(path, Options{LockTimeout: 200 * time.Millisecond, KeepUnconfirmed: keep, KeepUnconfirmedAge: age, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func all(Unconfirmed) bool { return true }
 // once confirmed.
 func TestAcknowledgedAwaitConfirmation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "outbox.db")
-	b := openKeep(t, path, 100, 0, time.Now)
+	b := openKeep(t, path, 100, 0, clockwork.NewRealClock())
 	appendN(t, b, 6)
 	if err := b.Ack(1, 2, 3, 4, 5); err != nil {
 		t.Fatal(err)
@@ -44,7 +45,7 @@ func TestAcknowledgedAwaitConfirmation(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b = openKeep(t, path, 100, 0, time.Now)
+	b = openKeep(t, path, 100, 0, clockwork.NewRealClock())
 	defer b.Close()
 	if w, _ := b.Unconfirmed(); w != 5 || b.Len() != 1 {
 		t.Fatalf("after a restart: %d awaiting, %d pending; want 5 and 1", w, b.Len())
@@ -91,7 +92,7 @@ func TestAcknowledgedAwaitConfirmation(t *testing.T) {
 
 // A record confirmed before a commit moved it is never kept.
 func TestConfirmedBeforeTheMove(t *testing.T) {
-	b := openKeep(t, filepath.Join(t.TempDir(), "outbox.db"), 100, 0, time.Now)
+	b := openKeep(t, filepath.Join(t.TempDir(), "outbox.db"), 100, 0, clockwork.NewRealClock())
 	defer b.Close()
 	appendN(t, b, 2)
 	b.Ack(1, 2)
@@ -108,8 +109,7 @@ func TestConfirmedBeforeTheMove(t *testing.T) {
 
 // Keeping is bounded by count and age; what leaves unconfirmed is counted.
 func TestUnconfirmedBounds(t *testing.T) {
-	now := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC))
 	b := openKeep(t, filepath.Join(t.TempDir(), "outbox.db"), 3, time.Hour, clock)
 	defer b.Close()
 	appendN(t, b, 5)
@@ -124,7 +124,7 @@ func TestUnconfirmedBounds(t *testing.T) {
 	if got := seqsOf(re); got != "[3 4 5]" {
 		t.Fatalf("kept %s, want the newest [3 4 5]", got)
 	}
-	now = now.Add(2 * time.Hour)
+	clock.Advance(2 * time.Hour)
 	appendN(t, b, 1)
 	if w, d := b.Unconfirmed(); w != 0 || d != 5 {
 		t.Fatalf("age bound: %d awaiting, %d dropped; want 0 and 5", w, d)
@@ -155,7 +155,7 @@ func TestOldOutboxGainsTheBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Close()
-	b = openKeep(t, path, 10, 0, time.Now)
+	b = openKeep(t, path, 10, 0, clockwork.NewRealClock())
 	defer b.Close()
 	if b.Len() != 3 {
 		t.Fatalf("pending %d, want 3", b.Len())

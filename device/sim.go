@@ -8,7 +8,8 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/jonboulle/clockwork"
 )
 
 // Sim is the "sim" input driver: each line of its reader is one press, the
@@ -19,7 +20,7 @@ type Sim struct {
 	In      io.Reader
 	Buttons int
 	Logger  *slog.Logger
-	Now     func() time.Time
+	Clock   clockwork.Clock
 }
 
 var _ Source = (*Sim)(nil)
@@ -56,7 +57,7 @@ func (s *Sim) Run(ctx context.Context, out chan<- Press) error {
 				s.Logger.Warn("sim input ignored", "line", line, "err", err)
 				continue
 			}
-			p.At = s.Now()
+			p.At = s.Clock.Now()
 			select {
 			case out <- p:
 			case <-ctx.Done():

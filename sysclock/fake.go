@@ -3,12 +3,17 @@ package sysclock
 import (
 	"sync"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 )
 
-// Fake is a [Clock] for tests: time moves only when Advance is called.
+// Fake is a [Clock] for tests: time moves only when Advance is called, and
+// the timers and tickers made from it fire then.
 type Fake struct {
-	mu     sync.Mutex
-	now    time.Time
+	*clockwork.FakeClock
+	mu sync.Mutex
+	// wall is how far SetWall stepped the wall clock from the fake's.
+	wall   time.Duration
 	uptime time.Duration
 	synced bool
 	bootID string
@@ -18,14 +23,14 @@ var _ Clock = (*Fake)(nil)
 
 // NewFake starts a fake clock at now, synchronised, with the given boot id.
 func NewFake(now time.Time, bootID string) *Fake {
-	return &Fake{now: now, uptime: time.Minute, synced: true, bootID: bootID}
+	return &Fake{FakeClock: clockwork.NewFakeClockAt(now), uptime: time.Minute, synced: true, bootID: bootID}
 }
 
 // Now returns the fake wall time.
 func (f *Fake) Now() time.Time {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.now
+	return f.FakeClock.Now().Add(f.wall)
 }
 
 // Synced returns what SetSynced last set.
@@ -52,16 +57,16 @@ func (f *Fake) BootID() string {
 // Advance moves wall time and uptime forward by d.
 func (f *Fake) Advance(d time.Duration) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.now = f.now.Add(d)
 	f.uptime += d
+	f.mu.Unlock()
+	f.FakeClock.Advance(d)
 }
 
 // SetWall steps the wall clock without moving uptime, as NTP or a user would.
 func (f *Fake) SetWall(t time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.now = t
+	f.wall = t.Sub(f.FakeClock.Now())
 }
 
 // SetSynced sets the answer of Synced.

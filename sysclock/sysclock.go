@@ -9,13 +9,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"golang.org/x/sys/unix"
 )
 
-// Clock is the agent's source of time. Now carries Go's monotonic reading,
-// so durations between two Now values are immune to clock steps.
+// Clock is the agent's source of time. It is a [clockwork.Clock], the one
+// way both binaries are given time (Now, timers and tickers, with a fake
+// for tests), and more: what a board without a real-time clock may believe
+// of it. Now carries Go's monotonic reading, so durations between two Now
+// values are immune to clock steps.
 type Clock interface {
-	Now() time.Time
+	clockwork.Clock
 	// Synced reports whether the kernel's wall clock is known to be
 	// synchronised (NTP or similar).
 	Synced() bool
@@ -27,6 +31,7 @@ type Clock interface {
 
 // System is the [Clock] of the running machine.
 type System struct {
+	clockwork.Clock
 	bootID string
 }
 
@@ -39,11 +44,8 @@ func NewSystem(bootIDPath string) (*System, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read boot id: %w", err)
 	}
-	return &System{bootID: strings.TrimSpace(string(b))}, nil
+	return &System{Clock: clockwork.NewRealClock(), bootID: strings.TrimSpace(string(b))}, nil
 }
-
-// Now returns time.Now().
-func (s *System) Now() time.Time { return time.Now() }
 
 // BootID returns the id read at construction.
 func (s *System) BootID() string { return s.bootID }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hallrate/hallrate/agent"
 	"github.com/hallrate/hallrate/internal/throttle"
+	"github.com/jonboulle/clockwork"
 )
 
 // Config configures a [Watchdog].
@@ -20,7 +21,7 @@ type Config struct {
 	Notify func(state string) error
 	// Interval is the service's WatchdogSec=; zero sends READY only.
 	Interval time.Duration
-	Now      func() time.Time
+	Clock    clockwork.Clock
 	Logger   *slog.Logger
 }
 
@@ -36,8 +37,8 @@ type Watchdog struct {
 
 // New returns a watchdog.
 func New(cfg Config) *Watchdog {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -54,7 +55,7 @@ func (w *Watchdog) Beat(h agent.Health) {
 	if !h.OK() {
 		return
 	}
-	now := w.cfg.Now()
+	now := w.cfg.Clock.Now()
 	if !w.ready {
 		if w.send("READY=1\nSTATUS=recording presses") {
 			w.ready, w.last = true, now

@@ -15,25 +15,26 @@ import (
 	"github.com/hallrate/hallrate/device"
 	"github.com/hallrate/hallrate/sysclock"
 	"github.com/hallrate/hallrate/uplink"
+	"github.com/jonboulle/clockwork"
 )
 
 func TestBeatPacing(t *testing.T) {
 	var sent []string
-	now := time.Unix(0, 0)
+	clock := clockwork.NewFakeClockAt(time.Unix(0, 0))
 	w := watchdog.New(watchdog.Config{
 		Notify:   func(s string) error { sent = append(sent, s); return nil },
 		Interval: 10 * time.Second,
-		Now:      func() time.Time { return now },
+		Clock:    clock,
 	})
 	healthy := agent.Health{InputRunning: true, OutboxOK: true}
 	sick := agent.Health{InputRunning: true, Problems: []string{"outbox: read probe: database not open"}}
 	w.Beat(sick) // not ready yet: no READY while unhealthy
 	w.Beat(healthy)
-	now = now.Add(4 * time.Second)
+	clock.Advance(4 * time.Second)
 	w.Beat(healthy) // less than half the interval: no ping
-	now = now.Add(time.Second)
+	clock.Advance(time.Second)
 	w.Beat(healthy)
-	now = now.Add(time.Minute)
+	clock.Advance(time.Minute)
 	w.Beat(sick)
 	want := []string{
 		"STATUS=unhealthy: outbox: read probe: database not open",
@@ -137,11 +138,10 @@ func TestPingsStopWhileOutboxUnwritable(t *testing.T) {
 	n := &notes{changed: make(chan struct{}, 1)}
 	// Every heartbeat is a full interval after the previous one, so a
 	// healthy agent pings on every beat.
-	var fakeNow atomic.Int64
 	w := watchdog.New(watchdog.Config{
 		Notify:   func(s string) error { n.add(func() { n.msgs = append(n.msgs, s) }); return nil },
 		Interval: time.Second,
-		Now:      func() time.Time { return time.Unix(fakeNow.Add(1), 0) },
+		Clock:    &stepping{Clock: clockwork.NewRealClock()},
 	})
 	src := make(chanSource)
 	a, err := agent.New(agent.Config{
@@ -199,3 +199,11 @@ func TestPingsStopWhileOutboxUnwritable(t *testing.T) {
 		return count(msgs[sickAt:], "STATUS=recording presses") == 1 && count(msgs[sickAt:], "WATCHDOG=1") >= 1
 	})
 }
+
+// stepping is a clock a second further on at each reading.
+type stepping struct {
+	clockwork.Clock
+	n atomic.Int64
+}
+
+func (s *stepping) Now() time.Time { return time.Unix(s.n.Add(1), 0) }

@@ -237,7 +237,7 @@ func uplinkConfig(cfg config.Config) (uplink.Config, error) {
 func openDevice(cfg config.Config, io cli.IO, log *slog.Logger, clock sysclock.Clock) (device.Source, device.Feedback, func(), error) {
 	switch cfg.Device.Driver {
 	case "sim":
-		return &device.Sim{In: io.In, Buttons: len(cfg.Buttons), Logger: log, Now: clock.Now},
+		return &device.Sim{In: io.In, Buttons: len(cfg.Buttons), Logger: log, Clock: clock},
 			device.NewLogFeedback(log), func() {}, nil
 	default:
 		return openGPIO(cfg, log)

@@ -225,7 +225,7 @@ func (st *selftest) pinEvents(ctx context.Context) <-chan event {
 func (st *selftest) simEvents(ctx context.Context) <-chan event {
 	events := make(chan event)
 	presses := make(chan device.Press)
-	sim := &device.Sim{In: st.in, Buttons: len(st.cfg.Buttons), Logger: st.log, Now: st.clock.Now}
+	sim := &device.Sim{In: st.in, Buttons: len(st.cfg.Buttons), Logger: st.log, Clock: st.clock}
 	st.drivers.Go(func() {
 		if err := sim.Run(ctx, presses); err != nil {
 			st.log.Error("sim input stopped", "err", err)
