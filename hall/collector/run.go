@@ -32,6 +32,7 @@ import (
 	"github.com/hallrate/hallrate/hall/web"
 	"github.com/hallrate/hallrate/internal/secretfile"
 	"github.com/hallrate/hallrate/internal/throttle"
+	"github.com/jonboulle/clockwork"
 )
 
 // syncWriter serialises the lines of the goroutines that print.
@@ -70,6 +71,8 @@ type Parts struct {
 	BrokerLogger *slog.Logger
 	// Version is logged when the collector starts.
 	Version string
+	// Clock is the collector's time; nil is the real clock.
+	Clock clockwork.Clock
 }
 
 // Collector receives the terminals' records, keeps each once, audits them
@@ -81,6 +84,7 @@ type Collector struct {
 	brokerLog *slog.Logger
 	out       io.Writer
 	version   string
+	clock     clockwork.Clock
 	loc       *time.Location
 	clientID  string
 	password  string
@@ -98,7 +102,10 @@ func New(cfg config.Config, p Parts) (*Collector, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Collector{cfg: cfg, log: log, brokerLog: p.BrokerLogger, out: &syncWriter{w: p.Out}, version: p.Version}
+	c := &Collector{cfg: cfg, log: log, brokerLog: p.BrokerLogger, out: &syncWriter{w: p.Out}, version: p.Version, clock: p.Clock}
+	if c.clock == nil {
+		c.clock = clockwork.NewRealClock()
+	}
 	if c.brokerLog == nil {
 		c.brokerLog = log
 	}
@@ -136,7 +143,7 @@ func New(cfg config.Config, p Parts) (*Collector, error) {
 // Run builds the parts of the collector, runs them until ctx is
 // cancelled, and prints the audit on the way out.
 func (c *Collector) Run(ctx context.Context) error {
-	cfg, log, out, loc := c.cfg, c.log, c.out, c.loc
+	cfg, log, out, loc, clock := c.cfg, c.log, c.out, c.loc, c.clock
 	clientID, password, token, cal := c.clientID, c.password, c.token, c.cal
 	keys, tlsConf := c.keys, c.tlsConf
 	listener, err := net.Listen("tcp", cfg.HTTP.Listen)
@@ -186,7 +193,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	joinNudge, deliverNudge, alertNudge := newNudger(), newNudger(), newNudger()
 	var tickets *demo.Runner
 	hear := func(hall, counter string) {}
-	hub := live.NewHub(time.Now)
+	hub := live.NewHub(clock)
 	// The end-to-end acknowledgement per terminal; its publisher is the
 	// link, made below.
 	acker := &ingest.Acker{Store: db, Prefix: cfg.MQTT.TopicPrefix, Logger: log, Every: cfg.MQTT.StoredEvery.Duration}
@@ -296,7 +303,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		Logger:  log,
 		TLS:     tlsConf,
 	})
-	alerter := &esup.Alerter{Store: db, Publisher: l, Prefix: cfg.MQTT.TopicPrefix, Logger: log, Now: time.Now}
+	alerter := &esup.Alerter{Store: db, Publisher: l, Prefix: cfg.MQTT.TopicPrefix, Logger: log, Clock: clock}
 	acker.Publisher = l
 	if cfg.Demo.Tickets {
 		tickets = demo.New(demo.Config{
@@ -353,13 +360,13 @@ func (c *Collector) Run(ctx context.Context) error {
 	api := web.New(web.Config{
 		Tickets: gateway, Assigner: joiner,
 		Store: db, Hall: cfg.Hall.ID, Location: loc, Token: token, Hosts: cfg.HTTP.Hosts, Points: points, Logger: log,
-		Registry: web.NewRegistry(db, time.Now, log, counters),
+		Registry: web.NewRegistry(db, clock, log, counters),
 		Missing: func() []string {
 			var missing []string
 			if !l.Ready() {
 				missing = append(missing, "mqtt: not connected and subscribed to "+strings.Join(filters(cfg), ", "))
 			}
-			return append(missing, stuck(in, time.Now())...)
+			return append(missing, stuck(in, clock.Now())...)
 		},
 		CasesAdded:       joinNudge.nudge,
 		EvaluationQueued: deliverNudge.nudge,

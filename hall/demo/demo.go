@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hallrate/hallrate/record"
+	"github.com/jonboulle/clockwork"
 )
 
 // Timings are how long each state of a ticket lasts.
@@ -110,7 +111,7 @@ type Config struct {
 	Skip []string
 	// Now and After are the clock; they default to time.Now and
 	// time.After.
-	Now   func() time.Time
+	Clock clockwork.Clock
 	After func(time.Duration) <-chan time.Time
 }
 
@@ -134,8 +135,8 @@ func New(cfg Config) *Runner {
 	if cfg.Location == nil {
 		cfg.Location = time.Local
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	if cfg.After == nil {
 		cfg.After = time.After
@@ -201,13 +202,13 @@ func (r *Runner) Run(ctx context.Context) error {
 func (r *Runner) loop(ctx context.Context, k counterKey, c *Counter) {
 	topic := r.cfg.Prefix + "/" + k.hall + "/" + k.counter + "/ticket"
 	for {
-		t, wait := c.Next(r.cfg.Now())
+		t, wait := c.Next(r.cfg.Clock.Now())
 		r.publish(ctx, topic, t)
 		select {
 		case <-ctx.Done():
 			// The run is over; say goodbye with a context of its own.
 			stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			r.publish(stop, topic, c.Stop(r.cfg.Now()))
+			r.publish(stop, topic, c.Stop(r.cfg.Clock.Now()))
 			cancel()
 			return
 		case <-r.cfg.After(wait):

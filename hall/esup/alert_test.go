@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/internal/testenv"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -54,12 +55,12 @@ func TestAlertSurvivesCrashBeforePUBACK(t *testing.T) {
 			clock := func() time.Time { return now }
 			log := slog.New(slog.DiscardHandler)
 			dead := &publisher{hang: true, called: make(chan struct{})}
-			crashed := &Alerter{Store: db, Publisher: dead, Prefix: "hallrate/v1", Logger: log, Now: clock, Lease: 30 * time.Second}
+			crashed := &Alerter{Store: db, Publisher: dead, Prefix: "hallrate/v1", Logger: log, Clock: testenv.ClockFunc(clock), Lease: 30 * time.Second}
 			go crashed.Once(ctx) //nolint:errcheck // never returns: the collector was killed
 			<-dead.called
 
 			live := &publisher{}
-			other := &Alerter{Store: db, Publisher: live, Prefix: "hallrate/v1", Logger: log, Now: clock, Lease: 30 * time.Second}
+			other := &Alerter{Store: db, Publisher: live, Prefix: "hallrate/v1", Logger: log, Clock: testenv.ClockFunc(clock), Lease: 30 * time.Second}
 			if err := other.Once(ctx); err != nil || other.Sent() != 0 {
 				t.Fatalf("an alert under another's lease was published: sent %d, %v", other.Sent(), err)
 			}

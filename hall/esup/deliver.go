@@ -17,6 +17,7 @@ import (
 
 	"github.com/hallrate/hallrate/hall/store"
 	"github.com/hallrate/hallrate/internal/throttle"
+	"github.com/jonboulle/clockwork"
 )
 
 // Verdict is what an answer of the receiver means for an evaluation.
@@ -150,7 +151,7 @@ type DeliverConfig struct {
 	// from MinBackoff with each attempt, up to MaxBackoff, with jitter.
 	MinBackoff, MaxBackoff time.Duration
 	Logger                 *slog.Logger
-	Now                    func() time.Time
+	Clock                  clockwork.Clock
 	// Jitter returns a number in [0, 1).
 	Jitter func() float64
 }
@@ -168,8 +169,8 @@ func NewDeliverer(cfg DeliverConfig) *Deliverer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	if cfg.Jitter == nil {
 		cfg.Jitter = rand.Float64
@@ -241,7 +242,7 @@ func (d *Deliverer) Once(ctx context.Context) (int, error) {
 	if per < 1 {
 		return 0, fmt.Errorf("esup: lease %s cannot cover a POST of up to %s and its margin of %s", d.cfg.Lease, d.cfg.Timeout, LeaseMargin(d.cfg.Lease))
 	}
-	now := d.cfg.Now()
+	now := d.cfg.Clock.Now()
 	leaseEnd := now.Add(d.cfg.Lease)
 	es, err := d.cfg.Store.ClaimDue(ctx, d.cfg.Owner, now.UnixMilli(), leaseEnd.UnixMilli(), min(d.cfg.Batch, d.cfg.Workers*per))
 	if err != nil {
@@ -257,7 +258,7 @@ func (d *Deliverer) Once(ctx context.Context) (int, error) {
 	for range min(d.cfg.Workers, len(es)) {
 		wg.Go(func() {
 			for e := range work {
-				left := min(sendEnd.Sub(d.cfg.Now()), d.cfg.Timeout)
+				left := min(sendEnd.Sub(d.cfg.Clock.Now()), d.cfg.Timeout)
 				if ctx.Err() != nil || left < d.cfg.Timeout/2 || !d.deliver(ctx, e, left, leaseEnd) {
 					mu.Lock()
 					unsent = append(unsent, e.RatingID)
@@ -296,7 +297,7 @@ func (d *Deliverer) deliver(ctx context.Context, e store.Evaluation, timeout tim
 		return false
 	}
 	d.attempts.Add(1)
-	now := d.cfg.Now()
+	now := d.cfg.Clock.Now()
 	o := store.Outcome{RatingID: e.RatingID, Owner: d.cfg.Owner, Status: a.Status, Body: a.Body, AtMS: now.UnixMilli()}
 	if a.Err != nil {
 		o.Error = a.Err.Error()
@@ -344,7 +345,7 @@ func (d *Deliverer) record(o store.Outcome, leaseEnd time.Time) error {
 		ctx, cancel := context.WithDeadline(context.Background(), leaseEnd)
 		err = d.cfg.Store.RecordOutcome(ctx, o)
 		cancel()
-		if err == nil || errors.Is(err, store.ErrWrongState) || !d.cfg.Now().Add(wait).Before(leaseEnd) {
+		if err == nil || errors.Is(err, store.ErrWrongState) || !d.cfg.Clock.Now().Add(wait).Before(leaseEnd) {
 			return err
 		}
 		if attempt == 1 {
@@ -402,7 +403,7 @@ type Alerter struct {
 	Publisher Publisher
 	Prefix    string
 	Logger    *slog.Logger
-	Now       func() time.Time
+	Clock     clockwork.Clock
 	// Lease is how long a claimed alert is this collector's to publish;
 	// default 30s, more than a publish may take (10s).
 	Lease time.Duration
@@ -431,7 +432,10 @@ func (a *Alerter) Once(ctx context.Context) error {
 	if lease <= 0 {
 		lease = 30 * time.Second
 	}
-	now := a.Now()
+	if a.Clock == nil {
+		a.Clock = clockwork.NewRealClock()
+	}
+	now := a.Clock.Now()
 	fs, err := a.Store.ClaimAlerts(ctx, now.UnixMilli(), now.Add(lease).UnixMilli(), 100)
 	if err != nil {
 		return fmt.Errorf("esup: alerts: %w", err)
@@ -441,7 +445,7 @@ func (a *Alerter) Once(ctx context.Context) error {
 		err := a.Publisher.Publish(pctx, a.Prefix+"/"+f.Hall+"/alert", f.AlertMessage(), false)
 		cancel()
 		if err == nil {
-			err = a.Store.MarkAlertSent(context.WithoutCancel(ctx), f.ID, a.Now().UnixMilli())
+			err = a.Store.MarkAlertSent(context.WithoutCancel(ctx), f.ID, a.Clock.Now().UnixMilli())
 			if err == nil {
 				a.sent.Add(1)
 				a.Logger.Info("bad rating alert published", "rating", f.RatingID, "counter", f.Counter,

@@ -16,6 +16,7 @@ import (
 	"github.com/hallrate/hallrate/hall/store"
 	"github.com/hallrate/hallrate/hall/store/storetest"
 	"github.com/hallrate/hallrate/internal/pgtest"
+	"github.com/hallrate/hallrate/internal/testenv"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -127,7 +128,7 @@ func TestJoinAndDeliver(t *testing.T) {
 			storeRatings(t, db, 8, false)
 			now := time.Now()
 			j := NewJoiner(JoinConfig{Store: db, Location: sh, AreaCode: "620100", PF: "5", MatchWindow: time.Hour, Sink: SinkHTTP,
-				Now: func() time.Time { return now }})
+				Clock: testenv.ClockFunc(func() time.Time { return now })})
 			if err := j.Pass(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -152,7 +153,7 @@ func TestJoinAndDeliver(t *testing.T) {
 			d := NewDeliverer(DeliverConfig{Store: db, Owner: "c1", Sink: &HTTPSink{URL: srv.URL, Wrap: "params",
 				OKField: "custom.code", OKValue: "1", Client: srv.Client()},
 				MinBackoff: time.Second, MaxBackoff: 4 * time.Second,
-				Now: func() time.Time { return time.UnixMilli(clock.Load()) }, Jitter: func() float64 { return 0.5 }})
+				Clock: testenv.ClockFunc(func() time.Time { return time.UnixMilli(clock.Load()) }), Jitter: func() float64 { return 0.5 }})
 			for i := 0; i < 50; i++ {
 				if _, err := d.Once(ctx); err != nil {
 					t.Fatal(err)

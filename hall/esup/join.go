@@ -17,6 +17,7 @@ import (
 	"github.com/hallrate/hallrate/hall/store"
 	"github.com/hallrate/hallrate/internal/throttle"
 	"github.com/hallrate/hallrate/record"
+	"github.com/jonboulle/clockwork"
 )
 
 // Sink names.
@@ -50,7 +51,7 @@ type JoinConfig struct {
 	// Sink decides the state new evaluations start in.
 	Sink   string
 	Logger *slog.Logger
-	Now    func() time.Time
+	Clock  clockwork.Clock
 	// OnEvaluation is told of every evaluation made. It must return
 	// promptly.
 	OnEvaluation func(store.Evaluation)
@@ -68,8 +69,8 @@ func NewJoiner(cfg JoinConfig) *Joiner {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
@@ -106,7 +107,7 @@ func (j *Joiner) Pass(ctx context.Context) error {
 		n := 0
 		err := j.cfg.Store.Join(ctx, func(tx *store.JoinTx) error {
 			made = made[:0]
-			ws, err := tx.Joinable(joinBatch, j.cfg.Now().UnixMilli())
+			ws, err := tx.Joinable(joinBatch, j.cfg.Clock.Now().UnixMilli())
 			if err != nil {
 				return err
 			}
@@ -132,7 +133,7 @@ func (j *Joiner) Pass(ctx context.Context) error {
 			break
 		}
 	}
-	before := j.cfg.Now().Add(-j.cfg.MatchWindow).UnixMilli()
+	before := j.cfg.Clock.Now().Add(-j.cfg.MatchWindow).UnixMilli()
 	made, err := j.timePass(ctx, before)
 	for _, e := range made {
 		j.cfg.OnEvaluation(e)
@@ -277,7 +278,7 @@ func (j *Joiner) evaluation(w store.WaitingRating, c store.Case) (store.Evaluati
 	}
 	return store.Evaluation{RatingID: w.ID, ProjectNo: c.ProjectNo, Hall: w.Hall, Counter: w.Counter, Ticket: w.Ticket,
 		Device: w.Device, ProManager: staff, Satisfaction: p.Satisfaction, AssessTime: p.AssessTime, Payload: b,
-		State: state, CreatedMS: j.cfg.Now().UnixMilli()}, nil
+		State: state, CreatedMS: j.cfg.Clock.Now().UnixMilli()}, nil
 }
 
 // Run makes a pass at once, then whenever nudged and every interval, until

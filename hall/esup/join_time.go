@@ -155,7 +155,7 @@ func (j *Joiner) Assign(ctx context.Context, ratingID, projectNo, by string) (st
 			return fmt.Errorf("case %s has its evaluation already: %w", projectNo, store.ErrWrongState)
 		}
 		made = e
-		return tx.NoteAssignment(ratingID, by, j.cfg.Now().UnixMilli())
+		return tx.NoteAssignment(ratingID, by, j.cfg.Clock.Now().UnixMilli())
 	})
 	if err != nil {
 		return store.Evaluation{}, fmt.Errorf("esup: assign %s: %w", ratingID, err)

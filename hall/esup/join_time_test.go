@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/internal/testenv"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -82,7 +83,7 @@ func TestJoinByCounterAndTime(t *testing.T) {
 			ctx := context.Background()
 			now := hallAt(10, 0)
 			j := NewJoiner(JoinConfig{Store: db, Location: sh, MatchWindow: 30 * time.Minute, Sink: SinkTable,
-				Now: func() time.Time { return now }})
+				Clock: testenv.ClockFunc(func() time.Time { return now })})
 			err := db.SaveCases(ctx, []store.Case{
 				// W01: one case holds 09:12.
 				timeCase("C-W01", "W01", "S1", hallAt(9, 0), hallAt(9, 10)),
@@ -193,7 +194,7 @@ func TestTimeJoinNeverTrustsAnUnrepairedClock(t *testing.T) {
 			ctx := context.Background()
 			now := hallAt(10, 0)
 			j := NewJoiner(JoinConfig{Store: db, Location: sh, MatchWindow: 30 * time.Minute, Sink: SinkTable,
-				Now: func() time.Time { return now }})
+				Clock: testenv.ClockFunc(func() time.Time { return now })})
 			if err := db.SaveCases(ctx, []store.Case{
 				timeCase("C-W05", "W05", "", hallAt(9, 0), hallAt(9, 30)),
 				timeCase("C-W06", "W06", "", hallAt(9, 0), hallAt(9, 30)),

@@ -24,6 +24,7 @@ import (
 	"github.com/hallrate/hallrate/hall/trust"
 	"github.com/hallrate/hallrate/internal/throttle"
 	"github.com/hallrate/hallrate/record"
+	"github.com/jonboulle/clockwork"
 )
 
 // Message is one message from the broker.
@@ -62,7 +63,7 @@ type Config struct {
 	// due, 2006-01-02. Nil opens no follow-ups.
 	DueDate func(pressed time.Time) string
 	Logger  *slog.Logger
-	Now     func() time.Time
+	Clock   clockwork.Clock
 	// OnRating is told of every newly stored record, after it is durable.
 	// It must return promptly.
 	OnRating func(store.Rating)
@@ -144,8 +145,8 @@ func New(cfg Config) (*Ingester, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
@@ -194,7 +195,7 @@ func (in *Ingester) Stats() Stats {
 // never holds back the others. An error means the store failed (even the
 // parking) and nothing of the batch may be acknowledged.
 func (in *Ingester) Handle(ctx context.Context, msgs []Message) error {
-	now := in.cfg.Now()
+	now := in.cfg.Clock.Now()
 	items := make([]item, 0, len(msgs))
 	for _, m := range msgs {
 		if it, ok := in.decode(m, now); ok {

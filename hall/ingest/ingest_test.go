@@ -13,6 +13,7 @@ import (
 
 	"github.com/hallrate/hallrate/hall/store"
 	"github.com/hallrate/hallrate/hall/store/storetest"
+	"github.com/hallrate/hallrate/internal/testenv"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -56,7 +57,7 @@ func newIngester(t testing.TB, db *store.DB, export Sink) (*Ingester, *recorder)
 	in, err := New(Config{
 		Prefix: prefix, Store: db, Export: export, Location: sh,
 		DueDate:  func(time.Time) string { return "2026-12-03" },
-		Now:      func() time.Time { return time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC) },
+		Clock:    testenv.ClockFunc(func() time.Time { return time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC) }),
 		OnRating: func(p store.Rating) { r.ratings = append(r.ratings, p) },
 		OnEvent:  func(e store.GapEvent) { r.events = append(r.events, e) },
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hallrate/hallrate/hall/store"
 	"github.com/hallrate/hallrate/hall/store/storetest"
+	"github.com/hallrate/hallrate/internal/testenv"
 )
 
 // poison are the inputs of issue 12 that stopped PostgreSQL ingest for
@@ -109,7 +110,7 @@ func TestBatchRefusedIsSplitAndTheCulpritParked(t *testing.T) {
 	fake := &refusing{Saver: db, seq: 2}
 	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 	var stored []uint64
-	in, err := New(Config{Prefix: prefix, Store: fake, Now: func() time.Time { return now },
+	in, err := New(Config{Prefix: prefix, Store: fake, Clock: testenv.ClockFunc(func() time.Time { return now }),
 		OnRating: func(r store.Rating) { stored = append(stored, r.Seq) }})
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +158,7 @@ func TestBatchRefusedIsSplitAndTheCulpritParked(t *testing.T) {
 func TestRefusedLoggedOncePerCounterPerMinute(t *testing.T) {
 	var logs bytes.Buffer
 	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-	in, err := New(Config{Prefix: prefix, Store: storetest.SQLite(t), Now: func() time.Time { return now },
+	in, err := New(Config{Prefix: prefix, Store: storetest.SQLite(t), Clock: testenv.ClockFunc(func() time.Time { return now }),
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hallrate/hallrate/record"
+	"github.com/jonboulle/clockwork"
 )
 
 // Kinds of [Event].
@@ -52,15 +53,15 @@ type Hub struct {
 	subs    map[chan Event]struct{}
 	tickets map[[2]string]CurrentTicket
 	sent    map[[2]string]sent
-	now     func() time.Time
+	clock   clockwork.Clock
 }
 
-// NewHub returns a hub; now is its clock (nil means time.Now).
-func NewHub(now func() time.Time) *Hub {
-	if now == nil {
-		now = time.Now
+// NewHub returns a hub on clock (nil: the real clock).
+func NewHub(clock clockwork.Clock) *Hub {
+	if clock == nil {
+		clock = clockwork.NewRealClock()
 	}
-	return &Hub{subs: map[chan Event]struct{}{}, tickets: map[[2]string]CurrentTicket{}, sent: map[[2]string]sent{}, now: now}
+	return &Hub{subs: map[chan Event]struct{}{}, tickets: map[[2]string]CurrentTicket{}, sent: map[[2]string]sent{}, clock: clock}
 }
 
 // Subscribe returns a channel of events and the function that ends the
@@ -111,7 +112,7 @@ func (h *Hub) SetTicket(hall, counter string, t record.Ticket) {
 	if s, ok := h.sent[k]; ok && s.t == t {
 		via = s.via
 	}
-	at := h.now()
+	at := h.clock.Now()
 	if old, ok := h.tickets[k]; ok && old.Ticket == t {
 		// The same message again (re-delivered after a reconnect): it
 		// did not change.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hallrate/hallrate/record"
+	"github.com/jonboulle/clockwork"
 )
 
 // Ways a ticket reaches the collector, as [Gateway.Publish] is told and
@@ -49,7 +50,7 @@ type Config struct {
 	// 10s).
 	Timeout time.Duration
 	Noter   Noter
-	Now     func() time.Time
+	Clock   clockwork.Clock
 	Logger  *slog.Logger
 }
 
@@ -80,8 +81,8 @@ func NewGateway(cfg Config) *Gateway {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	if cfg.Ready == nil {
 		cfg.Ready = func() bool { return true }
@@ -141,7 +142,7 @@ func (g *Gateway) Clear(ctx context.Context, counter, via string) error {
 	if !record.ValidID(counter) {
 		return &FieldError{"counter", fmt.Errorf("counter: %q is not of [A-Za-z0-9._-]{1,64}", counter)}
 	}
-	t := record.Ticket{V: record.Version, State: record.Idle, At: g.cfg.Now().Format(time.RFC3339)}
+	t := record.Ticket{V: record.Version, State: record.Idle, At: g.cfg.Clock.Now().Format(time.RFC3339)}
 	body, err := json.Marshal(struct {
 		V     int                `json:"v"`
 		State record.TicketState `json:"state"`

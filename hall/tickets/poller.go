@@ -13,6 +13,7 @@ import (
 
 	_ "github.com/go-sql-driver/mysql" // driver "mysql"
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/hallrate/hallrate/internal/throttle"
 	"github.com/hallrate/hallrate/record"
@@ -45,7 +46,7 @@ type PollConfig struct {
 	Cursors     CursorStore
 	Gateway     Publishing
 	Logger      *slog.Logger
-	Now         func() time.Time
+	Clock       clockwork.Clock
 }
 
 // cursorName is the poller's key in the cursor store.
@@ -85,8 +86,8 @@ func NewPoller(cfg PollConfig) (*Poller, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	db, err := sql.Open(driver, cfg.DSN)
 	if err != nil {
@@ -190,7 +191,7 @@ func (p *Poller) Poll(ctx context.Context) error {
 		}
 		// Published is published: the cursor moves past the row even when
 		// the collector is stopping.
-		if err := p.cfg.Cursors.SaveTicketCursor(context.WithoutCancel(ctx), cursorName, r.cursor, p.cfg.Now().UnixMilli()); err != nil {
+		if err := p.cfg.Cursors.SaveTicketCursor(context.WithoutCancel(ctx), cursorName, r.cursor, p.cfg.Clock.Now().UnixMilli()); err != nil {
 			return err
 		}
 		p.cur = r.cursor

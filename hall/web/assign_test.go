@@ -11,6 +11,7 @@ import (
 	"github.com/hallrate/hallrate/hall/esup"
 	"github.com/hallrate/hallrate/hall/live"
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/internal/testenv"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -43,12 +44,12 @@ func TestAssignAmbiguousRating(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := esup.NewJoiner(esup.JoinConfig{Store: db, Location: time.UTC, MatchWindow: 30 * time.Minute, Sink: esup.SinkTable,
-		Now: func() time.Time { return now }})
+		Clock: testenv.ClockFunc(func() time.Time { return now })})
 	if err := j.Pass(ctx); err != nil {
 		t.Fatal(err)
 	}
 	s := New(Config{Store: db, Hall: "h1", Location: time.UTC, Token: testToken, Assigner: j, Hosts: []string{"example.com"},
-		Now: func() time.Time { return now }})
+		Clock: testenv.ClockFunc(func() time.Time { return now })})
 	if err := s.AddDashboard(t.Context(), live.NewHub(nil)); err != nil {
 		t.Fatal(err)
 	}

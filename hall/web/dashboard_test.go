@@ -17,6 +17,7 @@ import (
 	"github.com/hallrate/hallrate/hall/live"
 	"github.com/hallrate/hallrate/hall/report"
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/internal/testenv"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -49,10 +50,10 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	f := &fixture{t: t, db: db, hub: live.NewHub(func() time.Time { return now }), loc: loc, seqs: map[string]uint64{}}
+	f := &fixture{t: t, db: db, hub: live.NewHub(testenv.ClockFunc(func() time.Time { return now })), loc: loc, seqs: map[string]uint64{}}
 	f.in, err = ingest.New(ingest.Config{Prefix: "hallrate/v1", Store: db, Location: loc,
 		DueDate: func(p time.Time) string { return p.AddDate(0, 0, 9).Format(time.DateOnly) },
-		Now:     func() time.Time { return now },
+		Clock:   testenv.ClockFunc(func() time.Time { return now }),
 		OnRating: func(r store.Rating) {
 			f.hub.Publish(live.Event{Kind: live.Rating, Hall: r.Hall, Counter: r.Counter, Bad: r.Followup != nil})
 		},
@@ -64,7 +65,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	s := New(Config{Store: db, Hall: "h1", Location: loc, Token: testToken, Points: report.DefaultPoints(),
-		Now: func() time.Time { return now }})
+		Clock: testenv.ClockFunc(func() time.Time { return now })})
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := s.AddDashboard(ctx, f.hub); err != nil {
 		t.Fatal(err)

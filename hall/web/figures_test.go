@@ -18,6 +18,7 @@ import (
 	"github.com/hallrate/hallrate/hall/store/storetest"
 	"github.com/hallrate/hallrate/hall/trust"
 	"github.com/hallrate/hallrate/internal/pgtest"
+	"github.com/hallrate/hallrate/internal/testenv"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -55,7 +56,7 @@ func liveEqualsReport(t *testing.T, db *store.DB) {
 		t.Fatal(err)
 	}
 	in, err := ingest.New(ingest.Config{Prefix: "hallrate/v1", Store: db, Location: loc, Keys: inv, HoldUnverified: true,
-		Now: func() time.Time { return now }})
+		Clock: testenv.ClockFunc(func() time.Time { return now })})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,8 +102,8 @@ func liveEqualsReport(t *testing.T, db *store.DB) {
 		send("evil-a", "W09", "VICTIM-S900", 1, record.Counted, fmt.Sprintf("2026-11-24 13:%02d", i), nil)
 	}
 
-	srv := New(Config{Store: db, Hall: "h1", Location: loc, Points: report.DefaultPoints(), Now: func() time.Time { return now }})
-	d := &dashboard{s: srv, st: db, hub: live.NewHub(func() time.Time { return now })}
+	srv := New(Config{Store: db, Hall: "h1", Location: loc, Points: report.DefaultPoints(), Clock: testenv.ClockFunc(func() time.Time { return now })})
+	d := &dashboard{s: srv, st: db, hub: live.NewHub(testenv.ClockFunc(func() time.Time { return now }))}
 	data, err := d.load(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -76,7 +76,7 @@ type refusals struct {
 // the first of a reason and then at most one a minute, with the count.
 func (s *Server) refused(reason string, args ...any) {
 	s.log.Debug("request refused: "+reason, args...)
-	now := s.cfg.Now()
+	now := s.cfg.Clock.Now()
 	s.ref.mu.Lock()
 	s.ref.n[reason]++
 	n := s.ref.n[reason]

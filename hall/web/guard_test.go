@@ -16,6 +16,7 @@ import (
 
 	"github.com/hallrate/hallrate/hall/report"
 	"github.com/hallrate/hallrate/hall/store"
+	"github.com/hallrate/hallrate/internal/testenv"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -40,7 +41,7 @@ func newGuarded(t *testing.T, hosts ...string) *guarded {
 	t.Cleanup(func() { db.Close() })
 	now := time.Date(2026, 11, 24, 16, 0, 0, 0, loc)
 	s := New(Config{Store: db, Hall: "h1", Location: loc, Hosts: hosts, Points: report.DefaultPoints(),
-		Now: func() time.Time { return now }})
+		Clock: testenv.ClockFunc(func() time.Time { return now })})
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return &guarded{t: t, db: db, srv: srv}
@@ -298,7 +299,7 @@ func TestRefusalsDoNotFloodTheLog(t *testing.T) {
 	var logged strings.Builder
 	var mu sync.Mutex
 	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-	s := New(Config{Location: time.UTC, Points: report.DefaultPoints(), Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
+	s := New(Config{Location: time.UTC, Points: report.DefaultPoints(), Clock: testenv.ClockFunc(func() time.Time { mu.Lock(); defer mu.Unlock(); return now }),
 		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logged, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()

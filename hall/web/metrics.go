@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -20,7 +21,7 @@ type Counter struct {
 // NewRegistry returns the collector's metrics registry: the given counters,
 // the queue gauges read from the store at each scrape, and the Go and
 // process collectors.
-func NewRegistry(st BacklogStore, now func() time.Time, log *slog.Logger, counters []Counter) *prometheus.Registry {
+func NewRegistry(st BacklogStore, clock clockwork.Clock, log *slog.Logger, counters []Counter) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, c := range counters {
@@ -28,15 +29,15 @@ func NewRegistry(st BacklogStore, now func() time.Time, log *slog.Logger, counte
 			Namespace: "hallrate_collector", Name: c.Name, Help: c.Help,
 		}, func() float64 { return float64(c.Value()) }))
 	}
-	reg.MustRegister(&backlogCollector{st: st, now: now, log: log})
+	reg.MustRegister(&backlogCollector{st: st, clock: clock, log: log})
 	return reg
 }
 
 // backlogCollector reads the evaluations queue at each scrape.
 type backlogCollector struct {
-	st  BacklogStore
-	now func() time.Time
-	log *slog.Logger
+	st    BacklogStore
+	clock clockwork.Clock
+	log   *slog.Logger
 }
 
 var (
@@ -69,5 +70,5 @@ func (b *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(evalDesc, prometheus.GaugeValue, float64(bl.States[st]), st)
 	}
 	ch <- prometheus.MustNewConstMetric(undelDesc, prometheus.GaugeValue, float64(bl.Undelivered))
-	ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, Age(bl, b.now()))
+	ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, Age(bl, b.clock.Now()))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/hallrate/hallrate/hall/live"
 	"github.com/hallrate/hallrate/hall/store"
 	"github.com/hallrate/hallrate/hall/tickets"
+	"github.com/hallrate/hallrate/internal/testenv"
 	"github.com/hallrate/hallrate/record"
 )
 
@@ -57,7 +58,7 @@ func ticketServer(t *testing.T, token string) (*brokerLink, *live.Hub, http.Hand
 	bl := &brokerLink{up: true}
 	hub := live.NewHub(nil)
 	gw := tickets.NewGateway(tickets.Config{Prefix: "hallrate/v1", Hall: "h1", Publisher: bl, Ready: bl.ready, Noter: hub,
-		Now: func() time.Time { return time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC) }})
+		Clock: testenv.ClockFunc(func() time.Time { return time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC) })})
 	s := New(Config{Store: db, Hall: "h1", Location: time.UTC, Token: token, Tickets: gw, Hosts: []string{"example.com"}})
 	if err := s.AddDashboard(t.Context(), hub); err != nil {
 		t.Fatal(err)

@@ -268,7 +268,7 @@ type hallData struct {
 // load reads the hall's data from the store.
 func (d *dashboard) load(ctx context.Context) (hallData, error) {
 	cfg := d.s.cfg
-	data := hallData{Now: cfg.Now().In(cfg.Location), Tickets: map[string]live.CurrentTicket{}}
+	data := hallData{Now: cfg.Clock.Now().In(cfg.Location), Tickets: map[string]live.CurrentTicket{}}
 	from, to, err := report.Month(data.Now.Format("2006-01"), cfg.Location)
 	if err != nil {
 		return data, err
@@ -758,7 +758,7 @@ func (d *dashboard) reportPage(w http.ResponseWriter, r *http.Request) {
 	cfg := d.s.cfg
 	lang := langOf(r)
 	t := dicts[lang]
-	now := cfg.Now().In(cfg.Location)
+	now := cfg.Clock.Now().In(cfg.Location)
 	month := r.URL.Query().Get("month")
 	if month == "" {
 		month = now.Format("2006-01")

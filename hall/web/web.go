@@ -24,6 +24,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -85,7 +86,7 @@ type Config struct {
 	EvaluationQueued func()
 	Points           [5]float64
 	Logger           *slog.Logger
-	Now              func() time.Time
+	Clock            clockwork.Clock
 	// Tickets publishes the queue system's tickets for the counters; nil
 	// answers the ticket routes with 503.
 	Tickets TicketGateway
@@ -121,8 +122,8 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clockwork.NewRealClock()
 	}
 	if cfg.Missing == nil {
 		cfg.Missing = func() []string { return nil }
@@ -349,9 +350,9 @@ func (s *Server) postCases(w http.ResponseWriter, r *http.Request) {
 func (s *Server) eachCase(r *http.Request, fn func(store.Case) error) (int, error) {
 	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt == "text/csv" {
-		return esup.EachCSVCase(r.Body, params["charset"], s.cfg.Location, s.cfg.Now(), fn)
+		return esup.EachCSVCase(r.Body, params["charset"], s.cfg.Location, s.cfg.Clock.Now(), fn)
 	}
-	return esup.EachCase(r.Body, s.cfg.Location, s.cfg.Now(), fn)
+	return esup.EachCase(r.Body, s.cfg.Location, s.cfg.Clock.Now(), fn)
 }
 
 // caseSpool holds the checked cases of a request in a temporary file until
@@ -458,7 +459,7 @@ func (s *Server) putCase(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Token != "" {
 		by += " (bearer token)"
 	}
-	ch, err := s.cfg.Store.UpdateCase(r.Context(), cs[0], by, s.cfg.Now().UnixMilli())
+	ch, err := s.cfg.Store.UpdateCase(r.Context(), cs[0], by, s.cfg.Clock.Now().UnixMilli())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		s.fail(w, http.StatusNotFound, "no case "+no+"; add it with POST /api/v1/cases")
@@ -579,7 +580,7 @@ func (s *Server) evaluation(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("ratingId")
-	err := s.cfg.Store.RetryEvaluation(r.Context(), id, s.cfg.Now().UnixMilli())
+	err := s.cfg.Store.RetryEvaluation(r.Context(), id, s.cfg.Clock.Now().UnixMilli())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		s.fail(w, http.StatusNotFound, "no evaluation of rating "+id)
@@ -606,7 +607,7 @@ func (s *Server) backlog(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, BacklogView{b, Age(b, s.cfg.Now())})
+	writeJSON(w, http.StatusOK, BacklogView{b, Age(b, s.cfg.Clock.Now())})
 }
 
 // Age returns the age in seconds of the oldest undelivered evaluation.
@@ -646,7 +647,7 @@ func (s *Server) followups(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	today := s.cfg.Now().In(s.cfg.Location).Format(time.DateOnly)
+	today := s.cfg.Clock.Now().In(s.cfg.Location).Format(time.DateOnly)
 	out := []FollowupView{}
 	for _, f := range fs {
 		st := "open"
@@ -692,7 +693,7 @@ func (s *Server) closeFollowup(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error(), Field: "note"})
 		return
 	}
-	f, err := s.cfg.Store.CloseFollowup(r.Context(), id, body.Note, s.cfg.Now().UnixMilli())
+	f, err := s.cfg.Store.CloseFollowup(r.Context(), id, body.Note, s.cfg.Clock.Now().UnixMilli())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		s.fail(w, http.StatusNotFound, "no follow-up "+r.PathValue("id"))
@@ -709,7 +710,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	month := q.Get("month")
 	if month == "" {
-		month = s.cfg.Now().In(s.cfg.Location).Format("2006-01")
+		month = s.cfg.Clock.Now().In(s.cfg.Location).Format("2006-01")
 	}
 	rep, err := Report(r.Context(), s.cfg.Store, month, s.cfg.Hall, s.cfg.Location, s.cfg.Points)
 	if err != nil {
