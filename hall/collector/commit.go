@@ -14,7 +14,7 @@ import (
 // connection; what several publishers hand over at once is stored in one
 // transaction.
 type committer struct {
-	in   *ingest.Ingester
+	in   batchHandler
 	reqs chan commitReq
 	done chan struct{}
 }
@@ -29,8 +29,9 @@ const maxCommitBatch = 256
 
 var errCommitterStopped = errors.New("collector stopping")
 
-func newCommitter(in *ingest.Ingester) *committer {
-	return &committer{in: in, reqs: make(chan commitReq), done: make(chan struct{})}
+func newCommitter(in batchHandler) *committer {
+	// Requests queue while a transaction runs: the next takes them all.
+	return &committer{in: in, reqs: make(chan commitReq, maxCommitBatch), done: make(chan struct{})}
 }
 
 // Commit stores one message durably, or says why not.
@@ -50,6 +51,14 @@ func (c *committer) Commit(ctx context.Context, topic string, payload []byte) er
 		// The batch may still commit; the publisher then sends the record
 		// again and it is stored once.
 		return fmt.Errorf("commit: %w", ctx.Err())
+	case <-c.done:
+		// Stopped with the request queued, not taken: not stored.
+		select {
+		case err := <-r.err:
+			return err
+		default:
+			return fmt.Errorf("commit: %w", errCommitterStopped)
+		}
 	}
 }
 

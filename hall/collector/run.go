@@ -379,7 +379,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		"client_id", clientID, "store", db.Kind, "http", listener.Addr().String(), "esup_sink", cfg.ESup.Sink,
 		"records", cfg.Store.JSONL, "demo_tickets", cfg.Demo.Tickets)
 	p := parts{poller: poller, link: l, in: in, hub: hub, prefix: cfg.MQTT.TopicPrefix, tickets: tickets, joiner: joiner, deliverer: deliverer, alerter: alerter, api: api,
-		listener: listener, db: db, out: out, every: cfg.Log.SummaryInterval.Duration, log: log,
+		listener: listener, db: db, out: out, every: cfg.Log.SummaryInterval.Duration, log: log, clock: clock,
 		joinNudge: joinNudge, deliverNudge: deliverNudge, alertNudge: alertNudge, acker: acker}
 	err = p.run(ctx)
 	a, aerr := db.Audit(context.WithoutCancel(ctx))
@@ -408,6 +408,7 @@ type parts struct {
 	out                                 io.Writer
 	every                               time.Duration
 	log                                 *slog.Logger
+	clock                               clockwork.Clock
 	joinNudge, deliverNudge, alertNudge nudger
 	acker                               *ingest.Acker
 	hub                                 *live.Hub
@@ -427,7 +428,7 @@ func (p *parts) run(ctx context.Context) error {
 	linkDone := make(chan error, 1)
 	go func() {
 		linkDone <- p.link.Run(linkCtx, func(msgs []link.Message) error {
-			return p.store(linkCtx, toIngest(splitTickets(msgs, p.prefix, p.hub)))
+			return retrier{p.in, p.clock, p.log}.store(linkCtx, toIngest(splitTickets(msgs, p.prefix, p.hub)))
 		})
 	}()
 
@@ -489,32 +490,51 @@ func stuck(in interface{ Stuck() (time.Time, string) }, now time.Time) []string 
 // is not acknowledged, and that is no failure of the collector.
 var errBatchLeft = errors.New("stopped with a batch not stored")
 
-// store hands a batch to the ingester and, while the store is away
+// batchHandler is what the collector asks of the ingester: store a batch
+// of messages in one transaction, or say why not.
+type batchHandler interface {
+	Handle(ctx context.Context, msgs []ingest.Message) error
+}
+
+// The store's retry policy: the first wait, doubled after each failure up
+// to the last.
+const (
+	retryFirst = 100 * time.Millisecond
+	retryMax   = 5 * time.Second
+)
+
+// retrier hands a batch to the ingester and, while the store is away
 // (PostgreSQL restarting, failing over), tries again with backoff rather
 // than ending the collector: nothing of the batch is acknowledged until it
 // is committed, and the broker holds what follows meanwhile. Only the end
 // of ctx gives up, leaving the batch to the broker to deliver again.
-func (p *parts) store(ctx context.Context, msgs []ingest.Message) error {
-	wait := 100 * time.Millisecond
+type retrier struct {
+	in    batchHandler
+	clock clockwork.Clock
+	log   *slog.Logger
+}
+
+func (r retrier) store(ctx context.Context, msgs []ingest.Message) error {
+	wait := retryFirst
 	for attempt := 1; ; attempt++ {
-		err := p.in.Handle(context.WithoutCancel(ctx), msgs)
+		err := r.in.Handle(context.WithoutCancel(ctx), msgs)
 		if err == nil {
 			if attempt > 1 {
-				p.log.Info("store answers again: batch stored", "messages", len(msgs), "attempts", attempt)
+				r.log.Info("store answers again: batch stored", "messages", len(msgs), "attempts", attempt)
 			}
 			return nil
 		}
 		if (throttle.Every{First: 3, Nth: 50}).Log(int64(attempt)) {
-			p.log.Error("batch not stored; will retry, unacknowledged", "err", err, "messages", len(msgs),
+			r.log.Error("batch not stored; will retry, unacknowledged", "err", err, "messages", len(msgs),
 				"attempt", attempt, "retry_in", wait)
 		}
 		select {
 		case <-ctx.Done():
-			p.log.Warn("stopping with a batch not stored: the broker delivers it again", "messages", len(msgs), "err", err)
+			r.log.Warn("stopping with a batch not stored: the broker delivers it again", "messages", len(msgs), "err", err)
 			return errBatchLeft
-		case <-time.After(wait):
+		case <-r.clock.After(wait):
 		}
-		wait = min(2*wait, 5*time.Second)
+		wait = min(2*wait, retryMax)
 	}
 }
 
