@@ -44,10 +44,12 @@ func TestPrintStatus(t *testing.T) {
 		Problems: []string{"input driver not running"}, Pending: 3, OldestPendingSeconds: 75.2,
 		OutboxFull: true, MaxRecords: 2, LastSeq: 9, Epoch: "e",
 		Ticket: &record.TicketRef{ID: "A1", State: record.Done}, StuckButtons: []int{2},
+		Unconfirmed: 5, Resent: 2, UnconfirmedDropped: 1, StoredRefused: true,
 	})
 	for _, want := range []string{"UNHEALTHY: input driver not running", "broker    NOT connected",
 		"3 pending, oldest 1m15s, PAST ALARM THRESHOLD 2; last seq 9, epoch e", "ticket    A1 done",
-		"clock     NOT synchronised", "STUCK: [2]"} {
+		"clock     NOT synchronised", "STUCK: [2]",
+		"stored    5 awaiting the hall's confirmation, 2 resent, 1 LEFT UNCONFIRMED, STORED TOPIC REFUSED BY THE BROKER (ACL)"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("lacks %q:\n%s", want, b.String())
 		}
