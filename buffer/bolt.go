@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -620,30 +622,42 @@ func (b *Bolt) Confirm(c Confirmation, limit int, resend func(Unconfirmed) bool)
 	}
 	var out []Unconfirmed
 	b.ackMu.Lock()
+	// Those acknowledged since the last commit are still among the pending
+	// in the file, with their time in memory; the others are in the bucket.
+	recent := make([]uint64, 0, len(b.acked))
 	for s := range b.acked {
-		if c.covers(s, missing) {
-			b.confirmed[s] = struct{}{}
-		}
+		recent = append(recent, s)
 	}
+	slices.Sort(recent)
 	err := b.db.View(func(tx *bolt.Tx) error {
-		cur := tx.Bucket(bucketUnconfirmed).Cursor()
-		for k, v := cur.First(); k != nil; k, v = cur.Next() {
-			seq := binary.BigEndian.Uint64(k)
-			if _, ok := b.confirmed[seq]; ok || len(v) < 8 {
-				continue
+		take := func(seq uint64, at int64, data func() []byte) {
+			if _, ok := b.confirmed[seq]; ok {
+				return
 			}
 			if c.covers(seq, missing) {
 				b.confirmed[seq] = struct{}{}
-				continue
+				return
 			}
-			u := Unconfirmed{Entry: Entry{Seq: seq}, AckedAt: time.UnixMilli(int64(binary.BigEndian.Uint64(v))), Missing: missing[seq]}
+			u := Unconfirmed{Entry: Entry{Seq: seq}, AckedAt: time.UnixMilli(at), Missing: missing[seq]}
 			if len(out) < limit && resend(u) {
-				u.Data = append([]byte(nil), v[8:]...)
-				out = append(out, u)
+				if u.Data = data(); u.Data != nil {
+					out = append(out, u)
+				}
 			}
+		}
+		cur := tx.Bucket(bucketUnconfirmed).Cursor()
+		for k, v := cur.First(); k != nil; k, v = cur.Next() {
+			if len(v) >= 8 {
+				take(binary.BigEndian.Uint64(k), int64(binary.BigEndian.Uint64(v)), func() []byte { return clone(v[8:]) })
+			}
+		}
+		recs := tx.Bucket(bucketRecords)
+		for _, s := range recent {
+			take(s, b.acked[s], func() []byte { return clone(recs.Get(u64(s))) })
 		}
 		return nil
 	})
+	slices.SortFunc(out, func(x, y Unconfirmed) int { return cmp.Compare(x.Seq, y.Seq) })
 	full := b.scheduleLocked()
 	b.ackMu.Unlock()
 	if err != nil {
