@@ -595,6 +595,10 @@ func (b *Bolt) forget(d done) {
 type Confirmation struct {
 	Through, Highest uint64
 	Missing          []uint64
+	// Beyond asks for the records above Highest to be offered too; without
+	// it Confirm does not read them (a backlog awaiting confirmation can be
+	// long, and acknowledgements come every second while it drains).
+	Beyond bool
 }
 
 // covers reports whether the hall stored seq; missing is c.Missing as a set.
@@ -647,12 +651,18 @@ func (b *Bolt) Confirm(c Confirmation, limit int, resend func(Unconfirmed) bool)
 		}
 		cur := tx.Bucket(bucketUnconfirmed).Cursor()
 		for k, v := cur.First(); k != nil; k, v = cur.Next() {
+			if !c.Beyond && binary.BigEndian.Uint64(k) > c.Highest {
+				break
+			}
 			if len(v) >= 8 {
 				take(binary.BigEndian.Uint64(k), int64(binary.BigEndian.Uint64(v)), func() []byte { return clone(v[8:]) })
 			}
 		}
 		recs := tx.Bucket(bucketRecords)
 		for _, s := range recent {
+			if !c.Beyond && s > c.Highest {
+				break
+			}
 			take(s, b.acked[s], func() []byte { return clone(recs.Get(u64(s))) })
 		}
 		return nil

@@ -54,8 +54,13 @@ func TestAcknowledgedAwaitConfirmation(t *testing.T) {
 	if len(p) != 1 || p[0].Seq != 6 {
 		t.Fatalf("pending %v, want seq 6 only", p)
 	}
-	// Stored through 1, and 3 above it; 2 missing; 4 and 5 not seen yet.
+	// Stored through 1, and 3 above it; 2 missing; 4 and 5 not seen yet,
+	// and not read unless asked for.
 	re, err := b.Confirm(Confirmation{Through: 1, Highest: 3, Missing: []uint64{2}}, 10, all)
+	if err != nil || seqsOf(re) != "[2]" {
+		t.Fatalf("offered for resending %s, %v; want [2]", seqsOf(re), err)
+	}
+	re, err = b.Confirm(Confirmation{Through: 1, Highest: 3, Missing: []uint64{2}, Beyond: true}, 10, all)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +125,7 @@ func TestUnconfirmedBounds(t *testing.T) {
 	if w, d := b.Unconfirmed(); w != 3 || d != 2 {
 		t.Fatalf("count bound: %d awaiting, %d dropped; want 3 and 2", w, d)
 	}
-	re, _ := b.Confirm(Confirmation{}, 10, all)
+	re, _ := b.Confirm(Confirmation{Beyond: true}, 10, all)
 	if got := seqsOf(re); got != "[3 4 5]" {
 		t.Fatalf("kept %s, want the newest [3 4 5]", got)
 	}

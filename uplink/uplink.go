@@ -605,7 +605,7 @@ func (u *Uplink) confirm(c *conn, f *flight, m record.Stored) error {
 			delete(u.resentAt, seq)
 		}
 	}
-	again, err := ob.Confirm(buffer.Confirmation{Through: m.ThroughSeq, Highest: m.HighestSeq, Missing: m.Missing}, resendLimit,
+	again, err := ob.Confirm(buffer.Confirmation{Through: m.ThroughSeq, Highest: m.HighestSeq, Missing: m.Missing, Beyond: stalled}, resendLimit,
 		func(x buffer.Unconfirmed) bool {
 			if _, recent := u.resentAt[x.Seq]; recent || now.Sub(x.AckedAt) < wait {
 				return false
