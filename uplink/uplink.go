@@ -131,7 +131,7 @@ type Uplink struct {
 	// record was last resent.
 	confirmHighest uint64
 	confirmSince   time.Time
-	resentAt       map[uint64]time.Time
+	resends        map[uint64]resend
 }
 
 // New returns an uplink for outbox. Call Run to start it.
@@ -164,14 +164,14 @@ func New(cfg Config, outbox buffer.Outbox) *Uplink {
 		cfg.ConfirmWait = 30 * time.Second
 	}
 	return &Uplink{
-		cfg:      cfg,
-		outbox:   outbox,
-		log:      cfg.Logger,
-		notify:   make(chan struct{}, 1),
-		status:   make(chan struct{}, 1),
-		tickets:  make(chan []byte, 1),
-		stored:   make(chan record.Stored, 1),
-		resentAt: map[uint64]time.Time{},
+		cfg:     cfg,
+		outbox:  outbox,
+		log:     cfg.Logger,
+		notify:  make(chan struct{}, 1),
+		status:  make(chan struct{}, 1),
+		tickets: make(chan []byte, 1),
+		stored:  make(chan record.Stored, 1),
+		resends: map[uint64]resend{},
 	}
 }
 
@@ -582,6 +582,19 @@ func (u *Uplink) onStored(_ mqtt.Client, m mqtt.Message) {
 // resendLimit bounds the records resent on one acknowledgement.
 const resendLimit = 256
 
+// A record published again waits ConfirmWait before the next time, then
+// twice as long after each, up to 2^maxBackoffShift times ConfirmWait (64
+// minutes at the default 30 s): a record the hall refuses each time (it
+// parks it as poison) is not sent every half minute for a week, and one an
+// ACL refused for an hour still goes again within the hour after the fix.
+const maxBackoffShift = 7
+
+// resend is when a record was last published again, and how often.
+type resend struct {
+	at time.Time
+	n  int
+}
+
 // confirm takes the hall's acknowledgement: what it covers leaves the
 // outbox, and what it lacks is published again. A record the hall listed
 // as missing is resent once it was acknowledged ConfirmWait ago; one above
@@ -600,14 +613,15 @@ func (u *Uplink) confirm(c *conn, f *flight, m record.Stored) error {
 		u.confirmHighest, u.confirmSince = m.HighestSeq, now
 	}
 	stalled := now.Sub(u.confirmSince) >= wait
-	for seq, at := range u.resentAt {
-		if now.Sub(at) >= wait {
-			delete(u.resentAt, seq)
+	for seq := range u.resends {
+		if seq <= m.ThroughSeq {
+			delete(u.resends, seq)
 		}
 	}
 	again, err := ob.Confirm(buffer.Confirmation{Through: m.ThroughSeq, Highest: m.HighestSeq, Missing: m.Missing, Beyond: stalled}, resendLimit,
 		func(x buffer.Unconfirmed) bool {
-			if _, recent := u.resentAt[x.Seq]; recent || now.Sub(x.AckedAt) < wait {
+			r := u.resends[x.Seq]
+			if now.Sub(r.at) < wait<<min(r.n, maxBackoffShift) || now.Sub(x.AckedAt) < wait {
 				return false
 			}
 			return x.Missing || (stalled && x.Seq > m.HighestSeq)
@@ -617,7 +631,8 @@ func (u *Uplink) confirm(c *conn, f *flight, m record.Stored) error {
 	}
 	for _, e := range again {
 		t := c.client.Publish(u.cfg.Topics.Rating, 1, false, e.Data)
-		u.resentAt[e.Seq] = now
+		r := u.resends[e.Seq]
+		u.resends[e.Seq] = resend{at: now, n: r.n + 1}
 		u.resent.Add(1)
 		f.inflight++
 		go func(seq uint64) {
