@@ -32,6 +32,9 @@ var (
 	keyCreated        = []byte("created")
 	keyBinding        = []byte("binding")
 	keyChain          = []byte("chain")
+	// keyJournalGen is the last generation of the journal whose frames a
+	// commit holds (see journal.go).
+	keyJournalGen = []byte("journal_gen")
 )
 
 // The defaults of [Options.AckDelay] and [Options.AckBatch].
@@ -73,6 +76,10 @@ type Options struct {
 	// KeepUnconfirmedAge bounds how long a record awaits confirmation;
 	// 0 keeps it until KeepUnconfirmed pushes it out.
 	KeepUnconfirmedAge time.Duration
+	// JournalSize is the size of the write-ahead journal beside the file
+	// (PATH.journal); 0 is [DefaultJournalSize], below 0 none: each record
+	// is then a commit of the bbolt file of its own.
+	JournalSize int64
 }
 
 // Bolt is the bbolt-backed [Outbox].
@@ -102,8 +109,17 @@ type Bolt struct {
 	dropped  atomic.Int64
 	ackTimer clockwork.Timer
 	closed   bool
-	// flushMu orders the commits of acknowledgements alone with Close.
-	flushMu sync.Mutex
+	// tail are the records in the journal not yet folded into the file,
+	// in seq order (under ackMu; changed only under mu too).
+	tail []frame
+
+	// mu orders the writes: appends, commits, Close.
+	mu sync.Mutex
+	// j is the journal (nil: none); jpath its file.
+	j     *journal
+	jpath string
+	// chain is the last record's chain value, in the journal or the file.
+	chain []byte
 }
 
 // Open opens the outbox at path, creating it with a new epoch if needed.
@@ -138,7 +154,84 @@ func Open(path string, opts Options) (*Bolt, error) {
 	}
 	b.clock = opts.Clock
 	b.keep, b.keepAge = opts.KeepUnconfirmed, opts.KeepUnconfirmedAge
+	if err := b.replay(path+".journal", opts.JournalSize); err != nil {
+		_ = b.db.Close() // the journal's error is the one to report
+		return nil, fmt.Errorf("open outbox %s: %w", path, err)
+	}
 	return b, nil
+}
+
+// replay folds into the file the records of the journal that no commit
+// holds yet (the agent stopped without folding them: a crash, a power
+// cut), and opens the journal for the next ones.
+func (b *Bolt) replay(path string, size int64) error {
+	none := size < 0
+	if size <= 0 {
+		size = DefaultJournalSize
+	}
+	size = (size + journalPage - 1) / journalPage * journalPage
+	var folded uint64
+	err := b.db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		b.chain = clone(meta.Get(keyChain))
+		if v := meta.Get(keyJournalGen); len(v) == 8 {
+			folded = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read outbox meta: %w", err)
+	}
+	content, err := readJournal(path, size)
+	if err != nil {
+		return err
+	}
+	frames, stop := readFrames(content)
+	if len(frames) > 0 && frames[0].gen <= folded {
+		frames = nil // folded before: the file holds them
+	}
+	if len(frames) > 0 && (frames[0].epoch != b.epoch || frames[0].seq != b.lastSeq.Load()+1) {
+		aside := fmt.Sprintf("%s.corrupt-%s", path, b.clock.Now().UTC().Format("20060102T150405Z"))
+		b.log.Error("outbox journal does not continue the outbox file: moved aside, its records not taken",
+			"path", path, "moved_to", aside, "journal_epoch", frames[0].epoch, "journal_first_seq", frames[0].seq,
+			"outbox_epoch", b.epoch, "outbox_next_seq", b.lastSeq.Load()+1)
+		if err := os.Rename(path, aside); err != nil {
+			return fmt.Errorf("move journal aside: %w", err)
+		}
+		frames = nil
+	}
+	gen := folded + 1
+	if len(frames) > 0 {
+		if stop != nil {
+			// A write the power cut short: its press was never reported
+			// recorded, so it is not a record lost.
+			b.log.Warn("outbox journal ends with a write cut short", "path", path, "at", stop)
+		}
+		b.log.Info("outbox journal: records taken into the outbox after an unclean stop",
+			"count", len(frames), "first_seq", frames[0].seq, "last_seq", frames[len(frames)-1].seq)
+		b.tail = frames
+		last := frames[len(frames)-1]
+		b.chain = last.chain
+		b.lastSeq.Store(last.seq)
+		b.count.Add(int64(len(frames)))
+		b.j = &journal{gen: frames[0].gen, written: true}
+		if err := b.fold(nil, nil); err != nil {
+			return fmt.Errorf("fold journal: %w", err)
+		}
+		gen = b.j.gen
+		b.j = nil
+	}
+	if none {
+		return nil
+	}
+	j, err := openJournal(path, size, gen)
+	if err != nil {
+		// The outbox works without it, one commit of the file per record.
+		b.log.Error("outbox journal unavailable: each press is committed to the outbox file directly", "path", path, "err", err)
+		return nil
+	}
+	b.j, b.jpath = j, path
+	return nil
 }
 
 func open(path string, opts Options) (*Bolt, error) {
@@ -167,6 +260,11 @@ func open(path string, opts Options) (*Bolt, error) {
 	}
 	opts.Logger.Error("outbox unreadable: moved aside, starting a new epoch",
 		"path", path, "moved_to", aside, "err", err)
+	// Its journal goes with it: its records continue that file, not the
+	// new one.
+	if jerr := os.Rename(path+".journal", aside+".journal"); jerr != nil && !errors.Is(jerr, os.ErrNotExist) {
+		return nil, fmt.Errorf("open outbox %s: %w (and moving its journal aside failed: %v)", path, err, jerr)
+	}
 	b, err2 := openBolt(path, opts.LockTimeout)
 	if err2 != nil {
 		return nil, err2
@@ -259,77 +357,165 @@ func (b *Bolt) MovedAside() string { return b.moved }
 // Path returns the file of the outbox.
 func (b *Bolt) Path() string { return b.db.Path() }
 
-// Append implements [Outbox]. bbolt fsyncs the data and the meta page
-// before Update returns. The same commit removes the records acknowledged
-// since the last one.
+// Append implements [Outbox]. The record, its chain value and the
+// binding state are written as one frame to the journal and fdatasynced:
+// one flush of the disk. The journal's records are folded into the file
+// in one commit when AckDelay has passed since the first of them, when the
+// journal is full, or at Close; by then most are acknowledged and go
+// straight to those awaiting the hall's confirmation. Without a journal
+// (or for a record too large for it) the record and what waits for a
+// commit are committed to the file at once: two flushes.
 func (b *Bolt) Append(build BuildFunc, state []byte) (uint64, error) {
-	var seq uint64
-	var removed done
-	err := b.db.Update(func(tx *bolt.Tx) error {
-		var err error
-		if removed, err = b.removeAcked(tx); err != nil {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	seq := b.lastSeq.Load() + 1
+	data, chain, err := build(Slot{Epoch: b.epoch, Seq: seq, Chain: clone(b.chain)})
+	if err != nil {
+		return 0, fmt.Errorf("append to outbox: build record: %w", err)
+	}
+	fr := frame{seq: seq, epoch: b.epoch, data: data, chain: chain, state: state, hasState: state != nil}
+	if err := b.journalAppend(&fr); err != nil {
+		if errors.Is(err, errNotJournaled) {
+			err = b.fold(&fr, nil)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("append to outbox: %w", err)
+		}
+	}
+	b.chain = chain
+	b.lastSeq.Store(seq)
+	b.count.Add(1)
+	return seq, nil
+}
+
+// errNotJournaled is journalAppend's answer for a record it did not write:
+// the caller commits it to the file instead.
+var errNotJournaled = errors.New("not journaled")
+
+// journalAppend writes fr to the journal, folding the journal first when
+// it is full, and adds it to the tail. The caller holds mu.
+func (b *Bolt) journalAppend(fr *frame) error {
+	if b.j == nil {
+		return errNotJournaled
+	}
+	fr.gen = b.j.gen
+	buf := fr.encode()
+	if int64(len(buf)) > b.j.size {
+		return errNotJournaled
+	}
+	if !b.j.fits(len(buf)) {
+		if err := b.fold(nil, nil); err != nil {
 			return err
 		}
-		meta := tx.Bucket(bucketMeta)
-		seq = binary.BigEndian.Uint64(meta.Get(keyNextSeq))
-		data, chain, err := build(Slot{Epoch: b.epoch, Seq: seq, Chain: clone(meta.Get(keyChain))})
-		if err != nil {
-			return fmt.Errorf("build record: %w", err)
-		}
-		recs := tx.Bucket(bucketRecords)
+		fr.gen = b.j.gen
+		buf = fr.encode()
+	}
+	if err := b.j.write(buf); err != nil {
+		// Whether the frame reached the disk is unknown: the commit
+		// that takes the record instead retires its generation.
+		b.log.Error("outbox journal write failed: committing the record to the outbox file", "seq", fr.seq, "err", err)
+		return errNotJournaled
+	}
+	b.ackMu.Lock()
+	b.tail = append(b.tail, *fr)
+	b.scheduleLocked()
+	b.ackMu.Unlock()
+	return nil
+}
+
+// fold commits to the file, in one commit, the journal's records (and
+// extra after them, when not nil: a record that is not journaled), the
+// binding state (when not nil), the acknowledged and the confirmed
+// records; the journal's generation is then retired. The caller holds mu.
+func (b *Bolt) fold(extra *frame, state []byte) error {
+	b.ackMu.Lock()
+	tail := slices.Clone(b.tail)
+	b.ackMu.Unlock()
+	if extra != nil {
+		tail = append(tail, *extra)
+	}
+	retire := b.j != nil && b.j.written
+	var removed done
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		meta, recs := tx.Bucket(bucketMeta), tx.Bucket(bucketRecords)
 		// Records are only ever appended at the end: pages split full, not
 		// half full, so a backlog takes half the file and half the writes.
 		recs.FillPercent = 0.9
-		if err := recs.Put(u64(seq), data); err != nil {
-			return err
+		for _, fr := range tail {
+			if err := recs.Put(u64(fr.seq), fr.data); err != nil {
+				return err
+			}
+			if fr.hasState {
+				if err := meta.Put(keyBinding, fr.state); err != nil {
+					return err
+				}
+			}
 		}
-		if err := meta.Put(keyChain, chain); err != nil {
-			return err
+		if len(tail) > 0 {
+			last := tail[len(tail)-1]
+			if err := meta.Put(keyChain, last.chain); err != nil {
+				return err
+			}
+			if err := meta.Put(keyNextSeq, u64(last.seq+1)); err != nil {
+				return err
+			}
 		}
 		if state != nil {
 			if err := meta.Put(keyBinding, state); err != nil {
 				return err
 			}
 		}
-		return meta.Put(keyNextSeq, u64(seq+1))
-	})
-	if err != nil {
-		return 0, fmt.Errorf("append to outbox: %w", err)
-	}
-	b.forget(removed)
-	b.lastSeq.Store(seq)
-	b.count.Add(1)
-	return seq, nil
-}
-
-// SaveState implements [Outbox].
-func (b *Bolt) SaveState(state []byte) error {
-	var removed done
-	err := b.db.Update(func(tx *bolt.Tx) error {
-		var err error
-		if removed, err = b.removeAcked(tx); err != nil {
-			return err
+		if retire {
+			if err := meta.Put(keyJournalGen, u64(b.j.gen)); err != nil {
+				return err
+			}
 		}
-		return tx.Bucket(bucketMeta).Put(keyBinding, state)
+		var err error
+		removed, err = b.removeAcked(tx)
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("save binding state: %w", err)
+		return err
+	}
+	b.ackMu.Lock()
+	b.tail = nil
+	b.ackMu.Unlock()
+	if retire {
+		b.j.retire()
 	}
 	b.forget(removed)
 	return nil
 }
 
-// State implements [Outbox].
+// SaveState implements [Outbox]: one commit, which takes the journal's
+// records too (the state saved must not be overwritten by an older one
+// folded later).
+func (b *Bolt) SaveState(state []byte) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.fold(nil, state); err != nil {
+		return fmt.Errorf("save binding state: %w", err)
+	}
+	return nil
+}
+
+// State implements [Outbox]. It reads the file (a read that fails tells
+// that the outbox cannot be used), unless the journal holds a newer state.
 func (b *Bolt) State() ([]byte, error) {
 	var out []byte
 	err := b.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketMeta).Get(keyBinding); v != nil {
-			out = append([]byte(nil), v...)
-		}
+		out = clone(tx.Bucket(bucketMeta).Get(keyBinding))
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read binding state: %w", err)
+	}
+	b.ackMu.Lock()
+	defer b.ackMu.Unlock()
+	for _, fr := range b.tail {
+		if fr.hasState {
+			out = clone(fr.state)
+		}
 	}
 	return out, nil
 }
@@ -339,10 +525,12 @@ func (b *Bolt) Pending(after uint64, limit int) ([]Entry, error) {
 	var out []Entry
 	b.ackMu.Lock()
 	defer b.ackMu.Unlock()
+	seen := after
 	err := b.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRecords).Cursor()
 		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
 			seq := binary.BigEndian.Uint64(k)
+			seen = seq
 			if _, gone := b.acked[seq]; gone {
 				continue
 			}
@@ -353,7 +541,27 @@ func (b *Bolt) Pending(after uint64, limit int) ([]Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read pending records: %w", err)
 	}
+	// Then the journal's, above those of the file (a commit folding them
+	// may have put them in both for a moment).
+	for _, fr := range b.tail {
+		if len(out) >= limit {
+			break
+		}
+		if _, gone := b.acked[fr.seq]; gone || fr.seq <= seen {
+			continue
+		}
+		out = append(out, Entry{Seq: fr.seq, Data: fr.data})
+	}
 	return out, nil
+}
+
+// inTail returns the journal's record seq, if it is there. The caller
+// holds ackMu.
+func (b *Bolt) inTail(seq uint64) ([]byte, bool) {
+	if len(b.tail) == 0 || seq < b.tail[0].seq || seq > b.tail[len(b.tail)-1].seq {
+		return nil, false
+	}
+	return b.tail[seq-b.tail[0].seq].data, true
 }
 
 // Ack implements [Outbox]. An acknowledged record is no longer pending at
@@ -374,7 +582,10 @@ func (b *Bolt) Ack(seqs ...uint64) error {
 	err := b.db.View(func(tx *bolt.Tx) error {
 		recs := tx.Bucket(bucketRecords)
 		for _, s := range seqs {
-			if _, ok := b.acked[s]; ok || recs.Get(u64(s)) == nil {
+			if _, ok := b.acked[s]; ok {
+				continue
+			}
+			if _, ok := b.inTail(s); !ok && recs.Get(u64(s)) == nil {
 				continue
 			}
 			b.acked[s] = at
@@ -394,12 +605,12 @@ func (b *Bolt) Ack(seqs ...uint64) error {
 	return nil
 }
 
-// scheduleLocked arms the AckDelay timer for what waits to leave the file,
-// and reports whether so much waits that it should leave now.
+// scheduleLocked arms the AckDelay timer for what waits for a commit, and
+// reports whether so much waits that it should be committed now.
 func (b *Bolt) scheduleLocked() bool {
 	n := len(b.acked) + len(b.confirmed)
 	full := n >= b.ackBatch
-	if !full && n > 0 && b.ackTimer == nil && !b.closed {
+	if !full && n+len(b.tail) > 0 && b.ackTimer == nil && !b.closed {
 		b.ackTimer = b.clock.AfterFunc(b.ackDelay, b.flushLater)
 	}
 	return full
@@ -407,8 +618,8 @@ func (b *Bolt) scheduleLocked() bool {
 
 // flushLater runs on the AckDelay timer.
 func (b *Bolt) flushLater() {
-	b.flushMu.Lock()
-	defer b.flushMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.ackMu.Lock()
 	b.ackTimer = nil
 	closed := b.closed
@@ -417,35 +628,29 @@ func (b *Bolt) flushLater() {
 		return
 	}
 	if err := b.flush(); err != nil {
-		// They stay acknowledged in memory; the next commit tries again.
-		b.log.Error("acknowledged records not yet removed from the outbox", "err", err)
+		// They stay in memory (and the journal); the next commit tries again.
+		b.log.Error("journal and acknowledgements not yet committed to the outbox file", "err", err)
 	}
 }
 
-// Flush removes the acknowledged records from the file now, in one commit.
+// Flush commits to the file now, in one commit, the journal's records and
+// the acknowledged and confirmed ones.
 func (b *Bolt) Flush() error {
-	b.flushMu.Lock()
-	defer b.flushMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.flush()
 }
 
 func (b *Bolt) flush() error {
 	b.ackMu.Lock()
-	n := len(b.acked) + len(b.confirmed)
+	n := len(b.acked) + len(b.confirmed) + len(b.tail)
 	b.ackMu.Unlock()
-	if n == 0 {
+	if n == 0 && (b.j == nil || !b.j.written) {
 		return nil
 	}
-	var removed done
-	err := b.db.Update(func(tx *bolt.Tx) error {
-		var err error
-		removed, err = b.removeAcked(tx)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("ack records: %w", err)
+	if err := b.fold(nil, nil); err != nil {
+		return fmt.Errorf("commit outbox: %w", err)
 	}
-	b.forget(removed)
 	// A backlog is drained by such commits: what it read is done with.
 	b.release()
 	return nil
@@ -620,6 +825,9 @@ type Unconfirmed struct {
 // returns up to limit of those still awaiting that resend selects, lowest
 // seq first: the caller publishes them again.
 func (b *Bolt) Confirm(c Confirmation, limit int, resend func(Unconfirmed) bool) ([]Unconfirmed, error) {
+	if b.keep <= 0 {
+		return nil, nil // none is kept: none awaits
+	}
 	missing := make(map[uint64]bool, len(c.Missing))
 	for _, s := range c.Missing {
 		missing[s] = true
@@ -627,7 +835,8 @@ func (b *Bolt) Confirm(c Confirmation, limit int, resend func(Unconfirmed) bool)
 	var out []Unconfirmed
 	b.ackMu.Lock()
 	// Those acknowledged since the last commit are still among the pending
-	// in the file, with their time in memory; the others are in the bucket.
+	// in the file or the journal, with their time in memory; the others
+	// are in the bucket.
 	recent := make([]uint64, 0, len(b.acked))
 	for s := range b.acked {
 		recent = append(recent, s)
@@ -663,7 +872,12 @@ func (b *Bolt) Confirm(c Confirmation, limit int, resend func(Unconfirmed) bool)
 			if !c.Beyond && s > c.Highest {
 				break
 			}
-			take(s, b.acked[s], func() []byte { return clone(recs.Get(u64(s))) })
+			take(s, b.acked[s], func() []byte {
+				if v, ok := b.inTail(s); ok {
+					return v
+				}
+				return clone(recs.Get(u64(s)))
+			})
 		}
 		return nil
 	})
@@ -710,8 +924,8 @@ func (b *Bolt) Size() int64 {
 	return n
 }
 
-// Close implements [Outbox]. Acknowledged records still in the file are
-// removed first.
+// Close implements [Outbox]. The journal's records are folded into the
+// file and the acknowledged ones leave it first.
 func (b *Bolt) Close() error {
 	b.ackMu.Lock()
 	b.closed = true
@@ -720,9 +934,15 @@ func (b *Bolt) Close() error {
 		b.ackTimer = nil
 	}
 	b.ackMu.Unlock()
-	b.flushMu.Lock()
-	defer b.flushMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	ferr := b.flush()
+	if b.j != nil {
+		if err := b.j.close(); err != nil && ferr == nil {
+			ferr = err
+		}
+		b.j = nil
+	}
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("close outbox: %w", err)
 	}

@@ -131,6 +131,9 @@ func TestUnconfirmedBounds(t *testing.T) {
 	}
 	clock.Advance(2 * time.Hour)
 	appendN(t, b, 1)
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	if w, d := b.Unconfirmed(); w != 0 || d != 5 {
 		t.Fatalf("age bound: %d awaiting, %d dropped; want 0 and 5", w, d)
 	}
