@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"net"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,11 +15,16 @@ import (
 // socket" point of the press's way. It reads lo with a packet socket
 // (root only) and finds each record by its "seq": member in the TCP
 // payloads sent to the broker's port.
+//
+// The kernel stamps each packet as it passes; the socket is read only when
+// the benchmark calls drain between presses, so that no reader is woken,
+// and competes for a processor, while a press is on its way.
 type wireStamps struct {
 	fd   int
-	mu   sync.Mutex
+	port uint16
+	buf  []byte
+	oob  []byte
 	seen map[uint64]time.Time
-	done chan struct{}
 }
 
 // captureLoopback starts the capture; ok is false where a packet socket
@@ -45,69 +49,53 @@ func captureLoopback(tb testing.TB, brokerPort int) (*wireStamps, bool) {
 		syscall.Close(fd)
 		return nil, false
 	}
-	tv := syscall.NsecToTimeval(int64(100 * time.Millisecond))
-	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv); err != nil {
-		syscall.Close(fd)
-		return nil, false
-	}
-	w := &wireStamps{fd: fd, seen: map[uint64]time.Time{}, done: make(chan struct{})}
-	stop := make(chan struct{})
-	go w.read(uint16(brokerPort), stop)
-	tb.Cleanup(func() {
-		close(stop)
-		<-w.done
-		syscall.Close(fd)
-	})
-	return w, true
+	// Room for what passes between two drains, and more.
+	_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4<<20)
+	tb.Cleanup(func() { syscall.Close(fd) })
+	return &wireStamps{fd: fd, port: uint16(brokerPort), buf: make([]byte, 65536), oob: make([]byte, 128),
+		seen: map[uint64]time.Time{}}, true
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-func (w *wireStamps) read(port uint16, stop <-chan struct{}) {
-	defer close(w.done)
-	buf := make([]byte, 65536)
-	oob := make([]byte, 128)
+// drain reads every packet the socket holds, without waiting.
+func (w *wireStamps) drain() {
 	for {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		n, oobn, _, _, err := syscall.Recvmsg(w.fd, buf, oob, 0)
+		n, oobn, _, _, err := syscall.Recvmsg(w.fd, w.buf, w.oob, syscall.MSG_DONTWAIT)
 		if err != nil {
-			continue // the receive timeout: look at stop again
+			return // EAGAIN: nothing more
 		}
-		at, ok := stamp(oob[:oobn])
-		if !ok {
-			continue
+		if at, ok := stamp(w.oob[:oobn]); ok {
+			w.take(w.buf[:n], at)
 		}
-		pkt := buf[:n]
-		if len(pkt) < 20 || pkt[0]>>4 != 4 || pkt[9] != syscall.IPPROTO_TCP {
-			continue
+	}
+}
+
+// take notes the seqs of the records an IP packet carries to the broker.
+func (w *wireStamps) take(pkt []byte, at time.Time) {
+	if len(pkt) < 20 || pkt[0]>>4 != 4 || pkt[9] != syscall.IPPROTO_TCP {
+		return
+	}
+	tcp := pkt[int(pkt[0]&0x0f)*4:]
+	if len(tcp) < 20 || binary.BigEndian.Uint16(tcp[2:4]) != w.port {
+		return
+	}
+	payload := tcp[int(tcp[12]>>4)*4:]
+	for {
+		i := bytes.Index(payload, []byte(`"seq":`))
+		if i < 0 {
+			return
 		}
-		tcp := pkt[int(pkt[0]&0x0f)*4:]
-		if len(tcp) < 20 || binary.BigEndian.Uint16(tcp[2:4]) != port {
-			continue
+		payload = payload[i+6:]
+		j := 0
+		for j < len(payload) && payload[j] >= '0' && payload[j] <= '9' {
+			j++
 		}
-		payload := tcp[int(tcp[12]>>4)*4:]
-		for {
-			i := bytes.Index(payload, []byte(`"seq":`))
-			if i < 0 {
-				break
-			}
-			payload = payload[i+6:]
-			j := 0
-			for j < len(payload) && payload[j] >= '0' && payload[j] <= '9' {
-				j++
-			}
-			if seq, err := strconv.ParseUint(string(payload[:j]), 10, 64); err == nil {
-				w.mu.Lock()
-				// lo shows each packet twice, going out and coming in:
-				// the first is the moment it left the agent's socket.
-				if _, dup := w.seen[seq]; !dup {
-					w.seen[seq] = at
-				}
-				w.mu.Unlock()
+		if seq, err := strconv.ParseUint(string(payload[:j]), 10, 64); err == nil {
+			// lo shows each packet twice, going out and coming in: the
+			// first is the moment it left the agent's socket.
+			if _, dup := w.seen[seq]; !dup {
+				w.seen[seq] = at
 			}
 		}
 	}
@@ -129,10 +117,8 @@ func stamp(oob []byte) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// at returns when the record seq left for the broker.
+// at returns when the record seq left for the broker, as far as drained.
 func (w *wireStamps) at(seq uint64) (time.Time, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	t, ok := w.seen[seq]
 	return t, ok
 }

@@ -71,8 +71,10 @@ func TestCorruptOutboxKinds(t *testing.T) {
 			if got[0].Epoch == oldEpoch || got[0].Seq != 1 {
 				t.Fatalf("record after the corrupt outbox: epoch %s seq %d, want a new epoch (not %s) at seq 1", got[0].Epoch, got[0].Seq, oldEpoch)
 			}
-			if matches, _ := filepath.Glob(path + ".corrupt-*"); len(matches) != 1 {
-				t.Fatalf("moved-aside file: %v", matches)
+			// The file, and its journal with it.
+			matches, _ := filepath.Glob(path + ".corrupt-*")
+			if len(matches) != 2 || matches[1] != matches[0]+".journal" {
+				t.Fatalf("moved-aside files: %v, want the outbox and its journal", matches)
 			}
 			if n := a.count("check outbox"); n != 1 {
 				t.Fatalf("want the child's verdict logged once, have %d lines:\n%s", n, a.log())
