@@ -338,13 +338,17 @@ func (a *Agent) append(fill func(*record.Press), p device.Press, state []byte) (
 		fill(&rec)
 		// Signed and chained inside the commit: no crash can leave a
 		// record unsigned or the chain broken.
+		var chain string
 		if a.key != nil {
-			if err := rec.Sign(a.key); err != nil {
+			var err error
+			if chain, err = rec.SignChain(a.key); err != nil {
 				return nil, nil, err
 			}
+		} else {
+			chain = rec.ChainHash()
 		}
 		data, err := json.Marshal(rec)
-		return data, []byte(rec.ChainHash()), err
+		return data, []byte(chain), err
 	}, state)
 	if err != nil {
 		return "", 0, err

@@ -89,26 +89,42 @@ func (p *Press) ChainHash() string {
 // signature of its signed message.
 func (p *Press) Sign(key ed25519.PrivateKey) error {
 	p.SigV = SigV2
-	return p.sign(key)
+	_, err := p.sign(key)
+	return err
+}
+
+// SignChain signs p as [Press.Sign] does and returns its [Press.ChainHash],
+// both from one rendering of its signed message (the press's way to the
+// outbox renders it once instead of twice).
+func (p *Press) SignChain(key ed25519.PrivateKey) (string, error) {
+	p.SigV = SigV2
+	m, err := p.sign(key)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(m)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // SignV1 signs p over the version 1 canonical string, as agents before
 // version 2 did; for tests of old records.
 func (p *Press) SignV1(key ed25519.PrivateKey) error {
 	p.SigV = 0
-	return p.sign(key)
+	_, err := p.sign(key)
+	return err
 }
 
-func (p *Press) sign(key ed25519.PrivateKey) error {
+// sign sets p.Sig and returns the message it signed.
+func (p *Press) sign(key ed25519.PrivateKey) ([]byte, error) {
 	p.Sig = ""
 	// A payload decoded before is not what will be published now.
 	p.raw, p.decoded = nil, nil
 	m, err := p.SignedMessage()
 	if err != nil {
-		return fmt.Errorf("record: sign %s: %w", p.ID, err)
+		return nil, fmt.Errorf("record: sign %s: %w", p.ID, err)
 	}
 	p.Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(key, m))
-	return nil
+	return m, nil
 }
 
 // ErrBadSignature is returned by [Press.Verify] for a record whose

@@ -59,3 +59,21 @@ func TestSignVerify(t *testing.T) {
 		t.Fatalf("public key round trip: %v", err)
 	}
 }
+
+// SignChain signs as Sign does and hashes what ChainHash hashes, from one
+// rendering of the message.
+func TestSignChain(t *testing.T) {
+	pub, key, _ := ed25519.GenerateKey(nil)
+	p := chain(t, key, 2)[1]
+	q := p
+	c, err := q.SignChain(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Verify(pub); err != nil || q.SigV != SigV2 {
+		t.Fatalf("SignChain's record: %v, sigv %d", err, q.SigV)
+	}
+	if c != q.ChainHash() || c != p.ChainHash() || len(c) != 64 {
+		t.Fatalf("chain %q, ChainHash %q, Sign's %q", c, q.ChainHash(), p.ChainHash())
+	}
+}
