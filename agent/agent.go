@@ -289,7 +289,7 @@ func (a *Agent) press(p device.Press) {
 		ticket = out.Ticket.ID
 	}
 	a.log.Info("press", "seq", seq, "id", id, "button", p.Button, "label", btn.Label,
-		"disposition", out.Disposition, "ticket", ticket, "durable_after", a.durableAfter)
+		"disposition", out.Disposition, "ticket", ticket, "read_at", p.At.UTC().Format(time.RFC3339Nano), "durable_after", a.durableAfter)
 	if asking {
 		a.log.Info("asking for the reason", "for", id, "window", a.cfg.Reasons.Window)
 	}
@@ -317,7 +317,7 @@ func (a *Agent) pressReason(p device.Press, r reasons.Reason) {
 	a.counters.Reasons++
 	a.mu.Unlock()
 	a.log.Info("press", "seq", seq, "id", id, "button", p.Button, "kind", record.KindReason,
-		"for", r.For, "reason", r.Code, "durable_after", a.durableAfter)
+		"for", r.For, "reason", r.Code, "read_at", p.At.UTC().Format(time.RFC3339Nano), "durable_after", a.durableAfter)
 	a.checkFull()
 }
 

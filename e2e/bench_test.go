@@ -56,13 +56,14 @@ func arrivals(b testing.TB, broker string) <-chan arrival {
 // and the same neighbours; over-floor-µs is the press's p50 minus the
 // floor's.
 //
-// The way is broken into three parts per press: durable-µs, the agent's
-// own measure from reading the press to its commit's return (its log
-// line's durable_after); to-socket-µs, from there to the record's bytes
-// crossing loopback towards the broker (the kernel's timestamp, read with a
-// packet socket between presses: root only, else the part is left out);
-// to-subscriber-µs,
-// from there to the subscriber's callback.
+// The way is broken into four parts per press: to-agent-µs, from typing
+// the press to the agent reading it (its log line's read_at; one machine,
+// one clock); durable-µs, the agent's own measure from reading the press
+// to the record durable (durable_after); to-socket-µs, from there to the
+// record's bytes crossing loopback towards the broker (the kernel's
+// timestamp, read with a packet socket between presses: root only, else
+// the part is left out); to-subscriber-µs, from there to the subscriber
+// reading it.
 func BenchmarkPressToBroker(b *testing.B) {
 	m := mqtttest.StartMosquittoWith(b, mqtttest.Volatile, "")
 	// The subscriber is apparatus: a minimal one on a raw socket unless
@@ -104,7 +105,9 @@ func BenchmarkPressToBroker(b *testing.B) {
 				break
 			}
 		}
-		lat = append(lat, time.Since(start))
+		// The moment the subscriber read it, not the moment this loop
+		// took it from the channel: the loop's wake is apparatus.
+		lat = append(lat, recv[i].Sub(start))
 		sent[i] = start
 	}
 	b.StopTimer()
@@ -117,22 +120,24 @@ func BenchmarkPressToBroker(b *testing.B) {
 	if wired {
 		wire.drain()
 	}
-	durable := durableAfter(b, a)
-	var toDurable, toSocket, toSub []time.Duration
+	presses := pressLines(b, a)
+	var toAgent, toDurable, toSocket, toSub []time.Duration
 	for i := 1; i <= b.N; i++ {
-		d, ok := durable[uint64(i)]
+		pl, ok := presses[uint64(i)]
 		if !ok {
 			continue
 		}
-		toDurable = append(toDurable, d)
+		toAgent = append(toAgent, pl.readAt.Sub(sent[i]))
+		toDurable = append(toDurable, pl.durableAfter)
 		if !wired {
 			continue
 		}
 		if w, ok := wire.at(uint64(i)); ok {
-			toSocket = append(toSocket, w.Sub(sent[i])-d)
+			toSocket = append(toSocket, w.Sub(pl.readAt.Add(pl.durableAfter)))
 			toSub = append(toSub, recv[i].Sub(w))
 		}
 	}
+	b.ReportMetric(quantile.Micros(quantile.Of(toAgent, 0.5)), "to-agent-µs")
 	b.ReportMetric(quantile.Micros(quantile.Of(toDurable, 0.5)), "durable-µs")
 	if wired && len(toSocket) > 0 {
 		b.ReportMetric(quantile.Micros(quantile.Of(toSocket, 0.5)), "to-socket-µs")
@@ -142,28 +147,37 @@ func BenchmarkPressToBroker(b *testing.B) {
 	}
 }
 
-// durableAfter reads each press's durable_after from the agent's log.
-func durableAfter(b testing.TB, a *agentProc) map[uint64]time.Duration {
+// pressLine is what the agent's log line of a press tells of its way.
+type pressLine struct {
+	readAt       time.Time
+	durableAfter time.Duration
+}
+
+// pressLines reads each press's read_at and durable_after from the
+// agent's log.
+func pressLines(b testing.TB, a *agentProc) map[uint64]pressLine {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := map[uint64]time.Duration{}
+	out := map[uint64]pressLine{}
 	for _, l := range a.lines {
 		if !strings.Contains(l, "msg=press ") {
 			continue
 		}
 		var seq uint64
-		var d time.Duration
+		var pl pressLine
 		for _, f := range strings.Fields(l) {
 			k, v, _ := strings.Cut(f, "=")
 			switch k {
 			case "seq":
 				seq, _ = strconv.ParseUint(v, 10, 64)
+			case "read_at":
+				pl.readAt, _ = time.Parse(time.RFC3339Nano, v)
 			case "durable_after":
-				d, _ = time.ParseDuration(v)
+				pl.durableAfter, _ = time.ParseDuration(v)
 			}
 		}
-		if seq > 0 && d > 0 {
-			out[seq] = d
+		if seq > 0 && pl.durableAfter > 0 && !pl.readAt.IsZero() {
+			out[seq] = pl
 		}
 	}
 	return out
