@@ -25,46 +25,40 @@ type Sim struct {
 
 var _ Source = (*Sim)(nil)
 
-// Run implements [Source].
+// Run implements [Source]. The goroutine that reads a line stamps the
+// press and hands it on itself: one hand-off between the input and the
+// agent, as the GPIO driver has.
 func (s *Sim) Run(ctx context.Context, out chan<- Press) error {
-	lines := make(chan string)
 	errc := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(s.In)
 		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			case <-ctx.Done():
-				return
-			}
-		}
-		errc <- sc.Err()
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-errc:
+			p, err := s.parse(sc.Text())
 			if err != nil {
-				s.Logger.Warn("sim input ended with an error; waiting for stop", "err", err)
-			} else {
-				s.Logger.Info("sim input ended; waiting for stop")
-			}
-			errc = nil
-		case line := <-lines:
-			p, err := s.parse(line)
-			if err != nil {
-				s.Logger.Warn("sim input ignored", "line", line, "err", err)
+				s.Logger.Warn("sim input ignored", "line", sc.Text(), "err", err)
 				continue
 			}
 			p.At = s.Clock.Now()
 			select {
 			case out <- p:
 			case <-ctx.Done():
-				return nil
+				return
 			}
 		}
+		errc <- sc.Err()
+	}()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		if err != nil {
+			s.Logger.Warn("sim input ended with an error; waiting for stop", "err", err)
+		} else {
+			s.Logger.Info("sim input ended; waiting for stop")
+		}
 	}
+	<-ctx.Done()
+	return nil
 }
 
 func (s *Sim) parse(line string) (Press, error) {

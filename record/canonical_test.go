@@ -214,3 +214,25 @@ func FuzzCanonicalJSON(f *testing.F) {
 		}
 	})
 }
+
+// The byte-level canonical form is the one encoding/json's token reader
+// gave (records signed before it must verify after): the same output, or
+// an error for both, for any input.
+func FuzzCanonicalMatchesReference(f *testing.F) {
+	for _, s := range []string{`{"b":1,"a":[true,null,{"z":"é\n"}]}`, `{"n":5.0}`, `{"n":-0,"m":1E2,"k":1e+2}`, `{"s":"\ud83d\ude00"}`,
+		`{"s":"\ud83d"}`, `{"s":"\ude00x"}`, `{"s":"\ud83d\u0041"}`, `{}`, `[]`, `{"a":1,"a":2}`, ` { "sig" : "x" , "t" : { } } `,
+		`{"n":05}`, `{"n":1.}`, `{"n":.5}`, `{"n":+1}`, `{"s":"\x"}`, "{\"s\":\"\x01\"}", `{"a":[1,]}`, `{"a":1,}`, `{"a":tru}`,
+		`{"a":"\/\b\f\n\r\t\"\\\u00e9\u2028"}`, `{"n":9007199254740992}`, `{"n":-9007199254740991}`, `{} x`, `{"a":[[[]]]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, err := CanonicalJSON(in, "sig")
+		want, werr := referenceCanonicalJSON(in, "sig")
+		if (err == nil) != (werr == nil) || string(got) != string(want) {
+			t.Fatalf("%q:\n got %q, %v\nwant %q, %v", in, got, err, want, werr)
+		}
+		if err != nil && !errors.Is(err, ErrNotCanonical) {
+			t.Fatalf("%q: error %v does not wrap ErrNotCanonical", in, err)
+		}
+	})
+}
