@@ -122,7 +122,6 @@ func refValue(dec *json.Decoder, out *bytes.Buffer) error {
 	return nil
 }
 
-
 func refString(out *bytes.Buffer, s string) { out.Write(appendCanonString(nil, s)) }
 
 // checkSurrogates refuses \u escapes of UTF-16 surrogates that do not form
