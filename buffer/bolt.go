@@ -182,7 +182,7 @@ func (b *Bolt) replay(path string, size int64) error {
 	if err != nil {
 		return fmt.Errorf("read outbox meta: %w", err)
 	}
-	content, err := readJournal(path, size)
+	content, err := readJournal(path)
 	if err != nil {
 		return err
 	}

@@ -198,9 +198,13 @@ type journal struct {
 	written bool
 }
 
+// maxJournalRead bounds what is read of a journal at open: far more than
+// any journal this package makes, whatever size an earlier version gave it.
+const maxJournalRead = 64 << 20
+
 // readJournal returns the content of the journal at path (nil if there is
-// none), at most max bytes.
-func readJournal(path string, max int64) ([]byte, error) {
+// none).
+func readJournal(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -209,7 +213,7 @@ func readJournal(path string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("read journal: %w", err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max))
+	b, err := io.ReadAll(io.LimitReader(f, maxJournalRead))
 	if err != nil {
 		return nil, fmt.Errorf("read journal %s: %w", path, err)
 	}

@@ -334,3 +334,20 @@ func FuzzJournalFrames(f *testing.F) {
 		}
 	})
 }
+
+// A journal larger than the one this build makes (an earlier version's)
+// is read whole at open, then made again at this build's size.
+func TestJournalOfAnotherSize(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	b, _ := openLog(t, path, Options{JournalSize: 8 * journalPage})
+	appendN(t, b, 7)
+	crash(t, b)
+	b, _ = openLog(t, path, Options{JournalSize: 3 * journalPage})
+	defer b.Close()
+	if got := pendingSeqs(t, b); got != "1 2 3 4 5 6 7" {
+		t.Fatalf("pending %q", got)
+	}
+	if fi, err := os.Stat(path + ".journal"); err != nil || fi.Size() != 3*journalPage {
+		t.Fatalf("journal after open: %v, %v", fi, err)
+	}
+}
