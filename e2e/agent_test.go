@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -324,5 +325,35 @@ func TestDeviceKey(t *testing.T) {
 	out, err = runAgent(t, "run", "--config", conf)
 	if err == nil || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, "device.key_file") || !strings.Contains(out, "chmod 600") {
 		t.Fatalf("readable key: want one line refusing it, got %v: %q", err, out)
+	}
+}
+
+// TestKill9WithPressesInTheJournal kills the real agent right after its
+// presses are durable, before the outbox's journal is folded into its file
+// (2 s later): the restarted agent takes them from the journal, says so,
+// and delivers each.
+func TestKill9WithPressesInTheJournal(t *testing.T) {
+	dir := t.TempDir()
+	// No broker yet: the presses stay in the outbox.
+	nowhere := fmt.Sprintf("tcp://127.0.0.1:%d", mqtttest.FreePort(t))
+	a := startAgent(t, writeConfig(t, dir, "w05-a", nowhere, ""))
+	a.press(1, 2, 4)
+	a.waitDurable(3, wait)
+	a.kill()
+	if fi, err := os.Stat(filepath.Join(dir, "outbox.db.journal")); err != nil || fi.Size() == 0 {
+		t.Fatalf("no journal beside the outbox: %v", err)
+	}
+
+	c := mqtttest.NewCollector()
+	b := mqtttest.StartEmbedded(t, c.Add)
+	a = startAgent(t, writeConfig(t, dir, "w05-a", b.URL(), ""))
+	a.waitLog(1, wait, "records taken into the outbox after an unclean stop", "count=3", "first_seq=1", "last_seq=3")
+	got := assertComplete(t, c.Wait(t, wait, "the 3 presses", countDistinct(3)), 3)
+	if got[0].Button != 1 || got[1].Button != 2 || got[2].Button != 4 {
+		t.Fatalf("buttons %d %d %d, want 1 2 4", got[0].Button, got[1].Button, got[2].Button)
+	}
+	a.press(3)
+	if d := assertComplete(t, c.Wait(t, wait, "the next press", countDistinct(4)), 4); d[3].Seq != 4 {
+		t.Fatalf("the next press has seq %d, want 4", d[3].Seq)
 	}
 }
