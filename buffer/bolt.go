@@ -565,10 +565,10 @@ func (b *Bolt) inTail(seq uint64) ([]byte, bool) {
 }
 
 // Ack implements [Outbox]. An acknowledged record is no longer pending at
-// once, and leaves the file with the next commit: the next press's, or one
-// of its own when AckBatch records are waiting or AckDelay has passed. No
-// press waits for a commit of acknowledgements, and a steady flow of presses
-// writes one commit per press instead of two. The cost: after a crash, the
+// once, and leaves the pending records of the file with the next commit:
+// the journal's fold, or one of its own when AckBatch records are waiting
+// or AckDelay has passed. No press waits for a commit of acknowledgements.
+// The cost: after a crash, the
 // records acknowledged in the last AckDelay (at most AckBatch) and not yet
 // removed are pending again and sent again; consumers keep each record once
 // by its id.

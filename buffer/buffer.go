@@ -30,15 +30,16 @@ type Slot struct {
 }
 
 // BuildFunc makes the payload of the record for slot, and the chain value
-// that the next record's slot will carry. It runs inside the commit, so a
+// that the next record's slot will carry. It runs within the append, so a
 // record, its number and its link are stored together or not at all.
 type BuildFunc func(slot Slot) (data, chain []byte, err error)
 
 // Outbox is the durable queue between the press and the broker.
 type Outbox interface {
-	// Append stores a new record and the binding state that goes with it in
-	// one durable commit, and returns the record's seq. When Append returns
-	// nil the record survives a crash or power cut.
+	// Append stores a new record and the binding state that goes with it
+	// durably and together (one write, or one commit), and returns the
+	// record's seq. When Append returns nil the record survives a crash or
+	// power cut.
 	Append(build BuildFunc, state []byte) (uint64, error)
 	// SaveState durably replaces the binding state.
 	SaveState(state []byte) error
