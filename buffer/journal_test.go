@@ -33,6 +33,13 @@ func crash(t *testing.T, b *Bolt) {
 
 // chained builds a record that names its chain value, and chains the next
 // to it.
+// crashReopen crashes b and opens its outbox again.
+func crashReopen(t *testing.T, b *Bolt, path string, opts Options) (*Bolt, *bytes.Buffer) {
+	t.Helper()
+	crash(t, b)
+	return openLog(t, path, opts)
+}
+
 func chained(s Slot) ([]byte, []byte, error) {
 	return []byte(fmt.Sprintf("%s:%d:%s", s.Epoch, s.Seq, s.Chain)), []byte(fmt.Sprintf("c%d", s.Seq)), nil
 }
@@ -131,8 +138,7 @@ func TestJournalFoldedIsNotReplayed(t *testing.T) {
 	if err := b.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	crash(t, b)
-	b, _ = openLog(t, path, Options{})
+	b, _ = crashReopen(t, b, path, Options{})
 	if got := pendingSeqs(t, b); got != "" || b.Len() != 0 {
 		t.Fatalf("acknowledged records came back from the journal: %q", got)
 	}
@@ -162,8 +168,7 @@ func TestJournalFullAndOversized(t *testing.T) {
 		t.Fatalf("oversized record: seq %d, %v; 7 and 8 in the file: %v %v", seq, err, inFile(t, b, 7), inFile(t, b, 8))
 	}
 	appendN(t, b, 2)
-	crash(t, b)
-	b, _ = openLog(t, path, Options{JournalSize: 3 * journalPage})
+	b, _ = crashReopen(t, b, path, Options{JournalSize: 3 * journalPage})
 	defer b.Close()
 	if got := pendingSeqs(t, b); got != "1 2 3 4 5 6 7 8 9 10" {
 		t.Fatalf("after the crash: pending %q", got)
@@ -266,8 +271,7 @@ func TestJournalWriteFails(t *testing.T) {
 	if !strings.Contains(logs.String(), "outbox journal write failed") {
 		t.Fatalf("no error line: %s", logs.String())
 	}
-	crash(t, b)
-	b, _ = openLog(t, path, Options{})
+	b, _ = crashReopen(t, b, path, Options{})
 	defer b.Close()
 	if got := pendingSeqs(t, b); got != "1 2 3" {
 		t.Fatalf("pending %q, want 1 2 3", got)
@@ -305,8 +309,7 @@ func TestJournalAcknowledged(t *testing.T) {
 			if w, _ := b.Unconfirmed(); w != want {
 				t.Fatalf("%d awaiting confirmation, want %d", w, want)
 			}
-			crash(t, b)
-			b, _ = openLog(t, path, Options{KeepUnconfirmed: keep})
+			b, _ = crashReopen(t, b, path, Options{KeepUnconfirmed: keep})
 			defer b.Close()
 			if got := pendingSeqs(t, b); got != "2" {
 				t.Fatalf("after a crash: pending %q", got)
@@ -341,8 +344,7 @@ func TestJournalOfAnotherSize(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "outbox.db")
 	b, _ := openLog(t, path, Options{JournalSize: 8 * journalPage})
 	appendN(t, b, 7)
-	crash(t, b)
-	b, _ = openLog(t, path, Options{JournalSize: 3 * journalPage})
+	b, _ = crashReopen(t, b, path, Options{JournalSize: 3 * journalPage})
 	defer b.Close()
 	if got := pendingSeqs(t, b); got != "1 2 3 4 5 6 7" {
 		t.Fatalf("pending %q", got)
