@@ -336,7 +336,7 @@ func (a *Agent) append(fill func(*record.Press), p device.Press, state []byte) (
 			Prev: string(slot.Chain),
 		}
 		fill(&rec)
-		// Signed and chained inside the commit: no crash can leave a
+		// Signed and chained within the append: no crash can leave a
 		// record unsigned or the chain broken.
 		var chain string
 		if a.key != nil {

@@ -115,9 +115,8 @@ type Bolt struct {
 
 	// mu orders the writes: appends, commits, Close.
 	mu sync.Mutex
-	// j is the journal (nil: none); jpath its file.
-	j     *journal
-	jpath string
+	// j is the journal (nil: none).
+	j *journal
 	// chain is the last record's chain value, in the journal or the file.
 	chain []byte
 }
@@ -230,7 +229,7 @@ func (b *Bolt) replay(path string, size int64) error {
 		b.log.Error("outbox journal unavailable: each press is committed to the outbox file directly", "path", path, "err", err)
 		return nil
 	}
-	b.j, b.jpath = j, path
+	b.j = j
 	return nil
 }
 

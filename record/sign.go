@@ -81,6 +81,11 @@ func (p *Press) ChainHash() string {
 	if err != nil {
 		return ""
 	}
+	return chainHashOf(m)
+}
+
+// chainHashOf is the chain hash of a signed message.
+func chainHashOf(m []byte) string {
 	sum := sha256.Sum256(m)
 	return hex.EncodeToString(sum[:])
 }
@@ -102,8 +107,7 @@ func (p *Press) SignChain(key ed25519.PrivateKey) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(m)
-	return hex.EncodeToString(sum[:]), nil
+	return chainHashOf(m), nil
 }
 
 // SignV1 signs p over the version 1 canonical string, as agents before
